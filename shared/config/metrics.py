@@ -1,0 +1,34 @@
+"""Settings of the perceptual metrics."""
+
+from typing import Literal
+
+from pydantic import Field
+
+from medtrans.shared.config.base import Config
+
+MetricName = Literal["fid", "kid", "is", "swd", "frd"]
+
+
+class SWDConfig(Config):
+    """Karras et al. (Progressive GAN) sliced Wasserstein distance constants."""
+
+    nhood_size: int = 7
+    nhoods_per_image: int = 128
+    dir_repeats: int = 4
+    dirs_per_repeat: int = 128
+    min_resolution: int = 16
+    channels: Literal[1, 3] = 3
+
+
+class MetricsConfig(Config):
+    """Which metrics, which feature convention, how many resamples."""
+
+    metrics: tuple[MetricName, ...] = ("fid", "kid", "is", "swd", "frd")
+    convention: Literal["pytorch-fid", "torch-fidelity"] = "pytorch-fid"
+    kid_subsets: int = Field(100, ge=1)
+    kid_subset_size: int = Field(1000, ge=2)
+    is_splits: int = Field(10, ge=1)
+    swd: SWDConfig = SWDConfig()
+    frd_workers: int = Field(0, ge=0)  # 0: one per CPU
+    bootstrap: int = Field(200, ge=0)
+    batch_size: int = Field(32, ge=1)

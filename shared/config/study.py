@@ -1,0 +1,130 @@
+"""The study: name, seed, profile, tasks and every stage's settings."""
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+
+from medtrans.shared.config.base import Config
+from medtrans.shared.config.data import DataSource
+from medtrans.shared.config.metrics import MetricsConfig
+from medtrans.shared.config.preprocess import PreprocessConfig
+from medtrans.shared.config.report import ReportConfig
+from medtrans.shared.config.segment import SegmentConfig
+from medtrans.shared.config.translate import TranslateConfig
+
+NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+
+class StudyError(ValueError):
+    """A study file that cannot be used; the message is one line naming the field."""
+
+
+class Domain(Config):
+    """One side of a translation task."""
+
+    name: str
+    modality: Literal["MR", "CT"]
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if not NAME.match(v):
+            raise ValueError("must be lower-case letters, digits, '-' or '_'")
+        return v
+
+
+class TaskConfig(Config):
+    """A translation task: source domain -> target domain, the structures that must survive."""
+
+    source: Domain
+    target: Domain
+    structures: tuple[str, ...] = Field(min_length=1)
+    plane: Literal["axial", "sagittal", "coronal"] = "axial"
+    data: DataSource
+
+
+class StudyConfig(Config):
+    """A whole study; every random choice is derived from `seed`."""
+
+    name: str
+    seed: int = 1338
+    profile: Literal["demo", "paper"]
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    tasks: dict[str, TaskConfig] = Field(min_length=1)
+    preprocess: PreprocessConfig = PreprocessConfig()
+    translate: TranslateConfig = TranslateConfig()
+    segment: SegmentConfig = SegmentConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    report: ReportConfig = ReportConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _name_slug(cls, v: str) -> str:
+        if not NAME.match(v):
+            raise ValueError("must be lower-case letters, digits, '-' or '_'")
+        return v
+
+    @field_validator("tasks")
+    @classmethod
+    def _task_slugs(cls, v: dict[str, TaskConfig]) -> dict[str, TaskConfig]:
+        for key in v:
+            if not NAME.match(key):
+                raise ValueError(f"task name {key!r} must be lower-case letters, digits, '-' or '_'")
+        return v
+
+    def part(self, *keys: str) -> dict[str, Any]:
+        """A JSON-ready slice of the study (for config digests): `part("translate", "cyclegan")`."""
+        data: Any = self.model_dump(mode="json")
+        for key in keys:
+            data = data[key]
+        return data
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if not (isinstance(p, str) and p in _UNION_TAGS)]
+    return ".".join(parts) or "(top level)"
+
+
+_UNION_TAGS = {"phantom", "dbc", "spine", "folder"}
+
+
+def _one_line(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    field = _field_path(first["loc"])
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        what = "unknown key (remove it or check its spelling)"
+    elif kind == "missing":
+        what = "missing required field"
+    else:
+        what = first["msg"]
+    more = len(err.errors()) - 1
+    tail = f" (+{more} more)" if more else ""
+    return f"{source}: {field}: {what}{tail}"
+
+
+def parse_study(data: Any, source: str = "<study>") -> StudyConfig:
+    """Validate a loaded YAML document into a `StudyConfig`."""
+    if not isinstance(data, dict):
+        raise StudyError(f"{source}: (top level): a study must be a mapping of keys to values")
+    try:
+        return StudyConfig.model_validate(data)
+    except ValidationError as err:
+        raise StudyError(_one_line(err, source)) from None
+
+
+def load_study(path: str | Path) -> StudyConfig:
+    """Read and validate a study file."""
+    path = Path(path)
+    if not path.is_file():
+        raise StudyError(f"{path}: no such study file (see studies/ for examples)")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise StudyError(f"{path}:{where}: not valid YAML") from None
+    return parse_study(data, str(path))

@@ -1,0 +1,111 @@
+"""Settings of the translators. Defaults are the paper profile (each reference's own
+hyperparameters); the demo study overrides the sizes and schedule."""
+
+from typing import Literal
+
+from pydantic import Field
+
+from medtrans.shared.config.base import Config
+
+ModelName = Literal["cyclegan", "maskgan", "unsb", "spade"]
+MODELS: tuple[str, ...] = ("cyclegan", "maskgan", "unsb", "spade")
+
+
+class Schedule(Config):
+    """The references' schedule: `n_epochs` at constant lr, then `n_epochs_decay` linear to 0.
+
+    `iters_per_epoch` None means one pass over the source train split per epoch.
+    """
+
+    n_epochs: int = Field(100, ge=0)
+    n_epochs_decay: int = Field(100, ge=0)
+    iters_per_epoch: int | None = Field(None, ge=1)
+    batch_size: int = Field(1, ge=1)
+    checkpoint_every: int = Field(1, ge=1)  # epochs
+
+
+class Acceleration(Config):
+    """CUDA-only speedups; ignored on CPU and off in the demo profile."""
+
+    bf16: bool = False
+    channels_last: bool = False
+
+
+class CycleGANConfig(Config):
+    """Zhu et al. 2017, junyanz/pytorch-CycleGAN-and-pix2pix defaults."""
+
+    ngf: int = 64
+    ndf: int = 64
+    n_blocks: int = 9
+    n_layers_d: int = 3
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    lambda_cycle: float = 10.0
+    lambda_identity: float = 0.5
+    pool_size: int = 50
+    init_gain: float = 0.02
+    schedule: Schedule = Schedule(n_epochs=100, n_epochs_decay=100, batch_size=1)
+    accel: Acceleration = Acceleration()
+
+
+class MaskGANConfig(CycleGANConfig):
+    """Phan et al. MICCAI 2023, HieuPhan33/MaskGAN README defaults."""
+
+    n_attentions: int = 5
+    lambda_mask: float = 1.0
+    lambda_shape: float = 0.5
+    grad_clip: float = 1.0
+    mask_threshold: float = 0.1  # of [0,1] intensity, for the automatic foreground masks
+    schedule: Schedule = Schedule(n_epochs=40, n_epochs_decay=40, batch_size=4)
+
+
+class UNSBConfig(Config):
+    """Kim et al. ICLR 2024, cyclomon/UNSB defaults."""
+
+    ngf: int = 64
+    ndf: int = 64
+    n_blocks: int = 9
+    num_timesteps: int = 5
+    tau: float = 0.01
+    lambda_sb: float = 1.0
+    lambda_nce: float = 1.0
+    nce_layers: tuple[int, ...] = (0, 4, 8, 12, 16)
+    num_patches: int = 256
+    nce_temperature: float = 0.07
+    nce_idt: bool = True
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    schedule: Schedule = Schedule(n_epochs=200, n_epochs_decay=200, batch_size=1)
+    accel: Acceleration = Acceleration()
+
+
+class SPADEConfig(Config):
+    """Park et al. CVPR 2019, NVlabs/SPADE defaults, as a mask-conditioned translator."""
+
+    ngf: int = 64
+    ndf: int = 64
+    num_d: int = 2
+    n_layers_d: int = 4
+    label_source: Literal["masks", "foreground"] = "masks"
+    lambda_feat: float = 10.0
+    vgg_loss: bool = False  # needs ImageNet VGG19 weights from the weights folder
+    lambda_vgg: float = 10.0
+    lr: float = 2e-4  # TTUR: G lr/2, D lr*2
+    betas: tuple[float, float] = (0.0, 0.9)
+    schedule: Schedule = Schedule(n_epochs=50, n_epochs_decay=0, batch_size=1)
+    accel: Acceleration = Acceleration()
+
+
+class TranslateConfig(Config):
+    """Which translators run, and each one's settings."""
+
+    models: tuple[ModelName, ...] = MODELS
+    cyclegan: CycleGANConfig = CycleGANConfig()
+    maskgan: MaskGANConfig = MaskGANConfig()
+    unsb: UNSBConfig = UNSBConfig()
+    spade: SPADEConfig = SPADEConfig()
+    sample_grid: int = Field(8, ge=1)  # test slices shown in the sample grid
+
+    def settings(self, model: str) -> Config:
+        """The settings object of one translator."""
+        return getattr(self, model)

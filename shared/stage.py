@@ -1,0 +1,196 @@
+"""The stage contract: a unit of work writes into a partial folder, gets a manifest, and is
+renamed into place only when complete; an up-to-date unit is skipped.
+
+A stage describes its work as `Unit`s (one per output folder). `execute` runs one; `state`
+says whether it is done, stale or missing and why. The partial folder survives a crash, so
+a stage that checkpoints inside it (translators, UNet training) resumes where it stopped;
+its key file records the config and input digests, so a partial made under another config
+is discarded rather than resumed.
+"""
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from medtrans.shared.hashing import digest, sha256_file
+from medtrans.shared.layout import MANIFEST, RunLayout
+from medtrans.shared.log import get_logger
+from medtrans.shared.manifest import (
+    InputRef,
+    Manifest,
+    ManifestError,
+    describe_outputs,
+    read_manifest,
+    write_manifest,
+)
+from medtrans.shared.provenance import code_version, environment
+
+PARTIAL_KEY = ".partial.json"
+log = get_logger("medtrans.stage")
+
+
+class StageInputError(RuntimeError):
+    """An input the stage cannot trust; the message names the file and what to do."""
+
+
+@dataclass
+class UnitContext:
+    """What a unit's build function gets: where to write, and whether it resumes."""
+
+    unit: "Unit"
+    layout: RunLayout
+    work: Path
+    resumed: bool
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Unit:
+    """One output folder of one stage: what it depends on and how to build it."""
+
+    stage: str
+    name: tuple[str, ...]
+    out: Path
+    config: Any
+    build: Callable[[UnitContext], None]
+    inputs: list[Path] = field(default_factory=list)
+    version: str = "1"
+    seeds: dict[str, int] = field(default_factory=dict)
+    hint: str = ""  # how to produce missing inputs, for error messages
+
+    @property
+    def label(self) -> str:
+        return "/".join((self.stage, *self.name))
+
+    @property
+    def config_digest(self) -> str:
+        return digest({"version": self.version, "config": self.config})
+
+
+@dataclass(frozen=True)
+class State:
+    status: str  # done | stale | missing | blocked
+    reason: str
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def input_refs(unit: Unit, layout: RunLayout) -> list[InputRef]:
+    """Digests of the upstream manifests; an error naming the file where one is missing."""
+    refs = []
+    for folder in unit.inputs:
+        path = Path(folder) / MANIFEST
+        if not path.is_file():
+            hint = unit.hint or "run the upstream stage first"
+            raise StageInputError(f"{path}: missing upstream manifest for {unit.label}; {hint}")
+        try:
+            read_manifest(Path(folder))
+        except ManifestError as err:
+            raise StageInputError(str(err)) from None
+        refs.append(InputRef(path=layout.rel(path), sha256=sha256_file(path)))
+    return refs
+
+
+def state(unit: Unit, layout: RunLayout) -> State:
+    """Done (complete and current), stale (complete but config or inputs changed), missing."""
+    try:
+        refs = input_refs(unit, layout)
+    except StageInputError as err:
+        return State("blocked", str(err))
+    try:
+        manifest = read_manifest(unit.out)
+    except ManifestError as err:
+        return State("stale", str(err))
+    if manifest is None:
+        partial = _partial(unit.out)
+        return State("missing", "interrupted; will resume" if partial.exists() else "not run yet")
+    if manifest.config_digest != unit.config_digest:
+        return State("stale", "study config changed")
+    if [r.model_dump() for r in manifest.inputs] != [r.model_dump() for r in refs]:
+        return State("stale", "an upstream output changed")
+    lost = [o.path for o in manifest.outputs if not (unit.out / o.path).is_file()]
+    if lost:
+        return State("stale", f"output missing: {lost[0]}")
+    return State("done", "up to date")
+
+
+def _partial(out: Path) -> Path:
+    return out.parent / f".{out.name}.partial"
+
+
+def _partial_key(unit: Unit, refs: list[InputRef]) -> dict:
+    return {"config": unit.config_digest, "inputs": [r.model_dump() for r in refs]}
+
+
+def execute(unit: Unit, layout: RunLayout, force: bool = False) -> str:
+    """Run one unit under the contract. Returns 'skipped' or 'ran'."""
+    refs = input_refs(unit, layout)
+    current = state(unit, layout)
+    if current.status == "done" and not force:
+        log.info("skip %s: %s", unit.label, current.reason)
+        return "skipped"
+    if current.status == "stale":
+        log.info("rerun %s: %s", unit.label, current.reason)
+
+    partial = _partial(unit.out)
+    key = _partial_key(unit, refs)
+    resumed = False
+    if partial.exists():
+        old = None
+        try:
+            old = json.loads((partial / PARTIAL_KEY).read_text())
+        except (OSError, ValueError):
+            pass
+        if old == key:
+            resumed = True
+            log.info("resume %s from %s", unit.label, partial)
+        else:
+            shutil.rmtree(partial)
+    partial.mkdir(parents=True, exist_ok=True)
+    (partial / PARTIAL_KEY).write_text(json.dumps(key))
+
+    started = _now()
+    t0 = time.perf_counter()
+    ctx = UnitContext(unit=unit, layout=layout, work=partial, resumed=resumed)
+    unit.build(ctx)
+
+    (partial / PARTIAL_KEY).unlink()
+    manifest = Manifest(
+        stage=unit.stage,
+        unit=list(unit.name),
+        stage_version=unit.version,
+        code_version=code_version(),
+        config_digest=unit.config_digest,
+        config=unit.config,
+        inputs=refs,
+        outputs=describe_outputs(partial),
+        environment=environment(),
+        seeds=unit.seeds,
+        started=started,
+        finished=_now(),
+        status="complete",
+        extra={**ctx.extra, "seconds": round(time.perf_counter() - t0, 3)},
+    )
+    write_manifest(partial, manifest)
+    _replace(partial, unit.out)
+    log.info("done %s in %.1fs", unit.label, time.perf_counter() - t0)
+    return "ran"
+
+
+def _replace(partial: Path, out: Path) -> None:
+    """Rename the finished partial folder into place; an older output is moved aside first."""
+    if out.exists():
+        trash = out.parent / f".{out.name}.old-{os.getpid()}-{time.time_ns()}"
+        os.rename(out, trash)
+        os.rename(partial, out)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.rename(partial, out)

@@ -1,0 +1,127 @@
+"""The `medtrans` command line: one sub-command per stage, plus run, status and verify."""
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from medtrans.shared.cli import ForceOpt, RunOpt, StudyOpt, friendly, open_study
+from medtrans.shared.config.translate import MODELS
+from medtrans.shared.layout import MANIFEST
+from medtrans.shared.manifest import verify_folder
+from medtrans.stages import runner
+
+app = typer.Typer(
+    name="medtrans",
+    help=(
+        "Judge medical image translators honestly: preprocess scans, train translators, "
+        "segment the translations with a target-domain UNet, compute perceptual metrics, "
+        "and correlate the two. Every stage reads and writes a run folder of manifests."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Extra commands that live with their stage (e.g. `medtrans compare` with the metrics).
+EXTRA_COMMANDS: tuple[str, ...] = ()
+
+
+def _report(outcomes: list[runner.Outcome]) -> None:
+    for o in outcomes:
+        typer.echo(f"{o.result:8s} {o.unit} ({o.seconds:.1f}s)")
+
+
+@app.command("run")
+@friendly
+def run_cmd(
+    study: Annotated[Path, typer.Argument(help="Study file, e.g. studies/demo.yaml.")],
+    run: RunOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Run every stage of STUDY in order (the local runner), skipping up-to-date outputs."""
+    cfg, layout = open_study(study, run)
+    typer.echo(f"medtrans run: study {cfg.name} ({cfg.profile}) -> {layout.root}")
+    _report(runner.run_study(cfg, layout, force=force))
+    summary = layout.report() / "summary.md"
+    if summary.is_file():
+        typer.echo("\n" + summary.read_text())
+
+
+@app.command("status")
+@friendly
+def status_cmd(
+    study: Annotated[Path, typer.Argument(help="Study file.")],
+    run: RunOpt = None,
+) -> None:
+    """Show each stage/task/model of STUDY as done, stale, missing or blocked, and why."""
+    cfg, layout = open_study(study, run)
+    rows = runner.study_status(cfg, layout)
+    width = max((len(label) for label, _ in rows), default=10)
+    for label, st in rows:
+        typer.echo(f"{label:<{width}}  {st.status:<8} {st.reason}")
+
+
+@app.command("verify")
+def verify_cmd(
+    run: Annotated[Path, typer.Argument(help="Run folder, e.g. runs/demo.")],
+) -> None:
+    """Re-hash every output in RUN against its manifest; exit 1 and list what differs."""
+    manifests = sorted(run.rglob(MANIFEST))
+    manifests = [m for m in manifests if not any(p.startswith(".") for p in m.relative_to(run).parts)]
+    if not manifests:
+        typer.secho(f"error: no {MANIFEST} under {run}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+    bad = [line for m in manifests for line in verify_folder(m.parent)]
+    for line in bad:
+        typer.echo(line)
+    typer.echo(f"verified {len(manifests)} manifests: {len(bad)} problem(s)")
+    sys.exit(1 if bad else 0)
+
+
+def _stage_command(stage: str, doc: str) -> None:
+    @friendly
+    def command(study: StudyOpt, run: RunOpt = None, force: ForceOpt = False) -> None:
+        cfg, layout = open_study(study, run)
+        _report(runner.run_stage(stage, cfg, layout, force=force))
+
+    command.__doc__ = doc
+    app.command(stage)(command)
+
+
+_stage_command("preprocess", "Read raw scans into slices, masks and a patient-level split index.")
+
+
+@app.command("translate")
+@friendly
+def translate_cmd(
+    model: Annotated[str, typer.Argument(help=f"Translator: {', '.join(MODELS)}, or 'all'.")],
+    study: StudyOpt,
+    run: RunOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Train one translator per task and translate the source test split."""
+    if model != "all" and model not in MODELS:
+        typer.secho(f"error: unknown model {model!r}; choose one of {', '.join(MODELS)} or all", err=True)
+        sys.exit(2)
+    cfg, layout = open_study(study, run)
+    models = None if model == "all" else (model,)
+    _report(runner.run_stage("translate", cfg, layout, force=force, models=models))
+
+
+_stage_command("segment", "Train the target-domain UNet; Dice and HD95 on real and translated test sets.")
+_stage_command("metrics", "Perceptual metrics of each translated set against the real target test set.")
+_stage_command("report", "Correlate perceptual metrics with Dice; tables, figures and report.html.")
+
+for _module in EXTRA_COMMANDS:
+    importlib.import_module(_module).register(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

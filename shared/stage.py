@@ -63,6 +63,9 @@ class Unit:
     version: str = "1"
     seeds: dict[str, int] = field(default_factory=dict)
     hint: str = ""  # how to produce missing inputs, for error messages
+    # True for units whose build checkpoints inside ctx.work and can pick up from it
+    # (training); others always start from an empty partial folder.
+    resumable: bool = False
 
     @property
     def label(self) -> str:
@@ -149,7 +152,7 @@ def execute(unit: Unit, layout: RunLayout, force: bool = False) -> str:
             old = json.loads((partial / PARTIAL_KEY).read_text())
         except (OSError, ValueError):
             pass
-        if old == key:
+        if old == key and unit.resumable:
             resumed = True
             log.info("resume %s from %s", unit.label, partial)
         else:

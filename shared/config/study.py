@@ -83,12 +83,15 @@ class StudyConfig(Config):
         return data
 
 
-def _field_path(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if not (isinstance(p, str) and p in _UNION_TAGS)]
-    return ".".join(parts) or "(top level)"
-
-
 _UNION_TAGS = {"phantom", "dbc", "spine", "folder"}
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    """Dotted field path; drops the discriminator tag pydantic inserts after `data`."""
+    parts = [
+        str(p) for i, p in enumerate(loc) if not (i and loc[i - 1] == "data" and p in _UNION_TAGS)
+    ]
+    return ".".join(parts) or "(top level)"
 
 
 def _one_line(err: ValidationError, source: str) -> str:

@@ -105,6 +105,7 @@ class TranslateConfig(Config):
     unsb: UNSBConfig = UNSBConfig()
     spade: SPADEConfig = SPADEConfig()
     sample_grid: int = Field(8, ge=1)  # test slices shown in the sample grid
+    log_every: int = Field(10, ge=1)  # iterations averaged into one row of losses.csv
 
     def settings(self, model: str) -> Config:
         """The settings object of one translator."""

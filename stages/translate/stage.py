@@ -1,0 +1,108 @@
+"""The translate stage: one unit per task x enabled translator, `translate/<task>/<model>/`
+from `preprocess/<task>/` (see framework.py for the pieces)."""
+
+from functools import partial
+
+from medtrans.shared.config import StudyConfig
+from medtrans.shared.dataset import SliceIndex
+from medtrans.shared.device import resolve_device
+from medtrans.shared.layout import RunLayout
+from medtrans.shared.log import get_logger
+from medtrans.shared.seeding import derive_seed, seed_everything
+from medtrans.shared.stage import Unit, UnitContext
+from medtrans.stages.translate import infer, loop
+from medtrans.stages.translate.data import DEFAULT_FG_THRESHOLD, TrainData, load_split
+from medtrans.stages.translate.registry import get_model
+
+VERSION = "1"
+log = get_logger("medtrans.translate")
+
+
+def unit_config(study: StudyConfig, task: str, model: str) -> dict:
+    """The part of the study a translator's output depends on (digested into its manifest)."""
+    return {
+        "model": model,
+        "settings": study.part("translate", model),
+        "sample_grid": study.translate.sample_grid,
+        "log_every": study.translate.log_every,
+        "image_size": study.preprocess.image_size,
+        "structures": list(study.tasks[task].structures),
+        "seed": study.seed,
+    }
+
+
+def plan(
+    study: StudyConfig, layout: RunLayout, models: tuple[str, ...] | None = None, **_filters
+) -> list[Unit]:
+    chosen = [m for m in study.translate.models if models is None or m in models]
+    units = []
+    for task in study.tasks:
+        for model in chosen:
+            seed = derive_seed(study.seed, "translate", task, model)
+            units.append(
+                Unit(
+                    stage="translate",
+                    name=(task, model),
+                    out=layout.translate(task, model),
+                    config=unit_config(study, task, model),
+                    build=partial(build, study, task, model, seed),
+                    inputs=[layout.preprocess(task)],
+                    version=VERSION,
+                    seeds={"translate": seed},
+                    hint="run `medtrans preprocess` first",
+                )
+            )
+    return units
+
+
+def build(study: StudyConfig, task: str, name: str, seed: int, ctx: UnitContext) -> None:
+    settings = study.translate.settings(name)
+    size = study.preprocess.image_size
+    n_classes = len(study.tasks[task].structures) + 1
+    device = resolve_device(study.device)
+    fg_threshold = getattr(settings, "mask_threshold", DEFAULT_FG_THRESHOLD)
+    index = SliceIndex.for_task(ctx.layout, task)
+    data = TrainData(
+        source=load_split(index, "source", "train", size, n_classes, fg_threshold),
+        target=load_split(index, "target", "train", size, n_classes, fg_threshold),
+    )
+    test = load_split(index, "source", "test", size, n_classes, fg_threshold)
+
+    seed_everything(seed)
+    model = get_model(name)(settings, n_classes=n_classes, image_size=size, device=device, seed=seed)
+    result = loop.train(
+        model,
+        data,
+        settings.schedule,
+        ctx.work,
+        seed,
+        accel=settings.accel,
+        log_every=study.translate.log_every,
+        resume=ctx.resumed,
+        desc=f"{task}/{name}",
+    )
+
+    translated = infer.translate_split(model, test)
+    infer.write_test(ctx.work, test.ids, translated)
+    infer.write_samples(ctx.work, infer.samples_grid(model, test, translated, study.translate.sample_grid))
+    ctx.extra.update(
+        {
+            "iterations": result.iterations,
+            "epochs": result.epochs,
+            "seconds_per_iteration": None
+            if result.seconds_per_iteration is None
+            else round(result.seconds_per_iteration, 4),
+            "resumed_from_iteration": result.resumed_from_iteration,
+            "final_losses": {k: round(v, 6) for k, v in result.final_losses.items()},
+            "device": str(device),
+            "n_train": {"source": len(data.source), "target": len(data.target)},
+            "n_test": len(test),
+        }
+    )
+    log.info(
+        "%s/%s: %d iterations, %s s/iteration",
+        task,
+        name,
+        result.iterations,
+        ctx.extra["seconds_per_iteration"],
+    )

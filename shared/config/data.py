@@ -1,7 +1,7 @@
 """Where a task's scans come from: the embedded phantom, DBC, lumbar spine, or a folder + CSV."""
 
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -13,8 +13,10 @@ class PhantomSource(Config):
 
     kind: Literal["phantom"] = "phantom"
     patients_per_domain: int = Field(12, ge=3)
-    # (slices, rows, cols) of each synthetic volume
+    # (slices, rows, cols) of each synthetic volume, slices along the task's plane
     shape: tuple[int, int, int] = (16, 96, 96)
+    # which anatomy: breast (DBC-like) or spine (MRI + CT); auto = from the task's structures
+    anatomy: Literal["auto", "breast", "spine"] = "auto"
 
 
 class DBCSource(Config):
@@ -24,6 +26,9 @@ class DBCSource(Config):
     root: Path
     masks: Path
     series_pattern: str = "(?i)^(ax )?(dyn )?pre"
+    # which segmentation NRRD is which (file name patterns, DBC 3D segmentation release)
+    breast_mask_pattern: str = r"(?i)_breast\.seg\.nrrd$"
+    dense_mask_pattern: str = r"(?i)dense"
     source_manufacturer: str = "GE"
     target_manufacturer: str = "SIEMENS"
 
@@ -55,5 +60,5 @@ class FolderSource(Config):
 
 
 DataSource = Annotated[
-    Union[PhantomSource, DBCSource, SpineSource, FolderSource], Field(discriminator="kind")
+    PhantomSource | DBCSource | SpineSource | FolderSource, Field(discriminator="kind")
 ]

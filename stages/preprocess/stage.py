@@ -1,0 +1,243 @@
+"""The preprocess stage: raw scans -> `preprocess/<task>/` (index.csv, images/, masks/).
+
+One unit per task. The phantom source is first written as raw files under the run's cache
+(`.cache/raw/<task>/`, never part of an output), then read through the same adapters as
+real data. Bad input is recorded (file, reason) in the manifest's `rejected` list, with
+patient ids replaced by pseudonyms; the unit fails only when a domain or split ends up
+with fewer slices than `min_slices_per_split`.
+"""
+
+import time
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+from medtrans.shared.config import StudyConfig, TaskConfig
+from medtrans.shared.config.data import PhantomSource
+from medtrans.shared.dataset import COLUMNS, INDEX, SPLITS
+from medtrans.shared.imageio import write_png
+from medtrans.shared.layout import RunLayout
+from medtrans.shared.log import get_logger
+from medtrans.shared.stage import StageInputError, Unit, UnitContext
+from medtrans.stages.preprocess.adapters import SourceError, collect
+from medtrans.stages.preprocess.cases import Sliced
+from medtrans.stages.preprocess.phantom import generate as phantom
+from medtrans.stages.preprocess.pool import parallel_map, worker_count
+from medtrans.stages.preprocess.splits import assign_splits, key_id, pseudonym, pseudonym_key
+from medtrans.stages.preprocess.worker import Settings, process_case
+
+STAGE_VERSION = "1"
+log = get_logger("medtrans.preprocess")
+
+
+def plan(
+    study: StudyConfig, layout: RunLayout, tasks: tuple[str, ...] | None = None, **_filters
+) -> list[Unit]:
+    """One unit per task of the study."""
+    key = pseudonym_key(study.name, study.seed)
+    units = []
+    for name, task in study.tasks.items():
+        if tasks and name not in tasks:
+            continue
+        prep = study.part("preprocess")
+        prep.pop("workers", None)  # how many processes does not change the output
+        config = {
+            "task": study.part("tasks", name),
+            "preprocess": prep,
+            "seed": study.seed,
+            "pseudonym_key": key_id(key),
+        }
+        units.append(
+            Unit(
+                stage="preprocess",
+                name=(name,),
+                out=layout.preprocess(name),
+                config=config,
+                build=_builder(study, name, task),
+                version=STAGE_VERSION,
+                seeds={"split": study.seed, "phantom": study.seed},
+            )
+        )
+    return units
+
+
+def _builder(study: StudyConfig, name: str, task: TaskConfig):
+    def build(ctx: UnitContext) -> None:
+        build_task(study, name, task, ctx)
+
+    return build
+
+
+def settings_for(study: StudyConfig, task: TaskConfig, rois: tuple[str, ...] = ()) -> Settings:
+    p = study.preprocess
+    return Settings(
+        structures=tuple(task.structures),
+        plane=task.plane,
+        image_size=p.image_size,
+        mri_percentiles=tuple(p.mri_percentiles),
+        ct_window=tuple(p.ct_window),
+        skip_rule=p.skip_rule,
+        min_fraction=p.min_anatomy_fraction,
+        totalseg_rois=rois,
+        totalseg_device="cuda" if study.device == "cuda" else "cpu",
+    )
+
+
+def resolve_source(study: StudyConfig, name: str, task: TaskConfig, layout: RunLayout, workers: int):
+    """The adapter config for a task; the phantom is (re)generated under the run cache first."""
+    src = task.data
+    if not isinstance(src, PhantomSource):
+        return src, None
+    raw = layout.cache("raw", name)
+    if not phantom.is_current(study.seed, task, raw):
+        t0 = time.perf_counter()
+        mapper = lambda fn, jobs: parallel_map(fn, jobs, workers, f"phantom {name}")  # noqa: E731
+        phantom.generate(study.seed, name, task, raw, mapper=mapper)
+        log.info(
+            "phantom %s: %d patients per domain written in %.1fs",
+            name,
+            src.patients_per_domain,
+            time.perf_counter() - t0,
+        )
+    return phantom.source_for(task, raw), raw
+
+
+class Redactor:
+    """Rejected-file paths relative to the source root, with any patient id or case name (the
+    first path part under the root) replaced by its pseudonym."""
+
+    def __init__(self, roots: list[Path], key: bytes, ids: set[str]):
+        self.roots = [Path(r).resolve() for r in roots]
+        self.key = key
+        self.ids = sorted((i for i in ids if len(i) >= 3), key=len, reverse=True)
+
+    def text(self, s: str) -> str:
+        for i in self.ids:
+            s = s.replace(i, pseudonym(self.key, i))
+        return s
+
+    def path(self, p: str) -> str:
+        path = Path(p).resolve()
+        for root in self.roots:
+            try:
+                rel = path.relative_to(root)
+            except ValueError:
+                continue
+            parts = list(rel.parts)
+            if parts:
+                first = parts[0]
+                stem = first.split(".")[0]
+                parts[0] = pseudonym(self.key, stem) + first[len(stem) :]
+            return self.text("/".join([root.name, *parts]))
+        return self.text(path.name)
+
+
+def _source_roots(src) -> list[Path]:
+    fields = ("root", "masks", "mri", "ct", "mri_masks", "ct_masks")
+    return [Path(getattr(src, f)) for f in fields if getattr(src, f, None) is not None]
+
+
+def build_task(study: StudyConfig, name: str, task: TaskConfig, ctx: UnitContext) -> None:
+    p = study.preprocess
+    workers = worker_count(p.workers)
+    t_start = time.perf_counter()
+    src, _raw = resolve_source(study, name, task, ctx.layout, workers)
+    try:
+        cases, rejected = collect(task, src)
+    except SourceError as err:
+        raise StageInputError(str(err)) from None
+    rois = tuple(getattr(src, "rois", ()))
+    settings = settings_for(study, task, rois)
+    t0 = time.perf_counter()
+    results: list[Sliced] = list(
+        parallel_map(process_case, [(c, settings) for c in cases], workers, f"preprocess {name}")
+    )
+    for r in results:
+        rejected += r.rejected
+    key = pseudonym_key(study.name, study.seed)
+    roles = {task.source.name: "source", task.target.name: "target"}
+
+    used = [r for r in results if r.slices and r.domain in roles]
+    seen: set[tuple[str, str]] = set()
+    kept: list[Sliced] = []
+    for r in used:
+        pid = pseudonym(key, r.patient)
+        if (pid, r.domain) in seen:
+            rejected.append((r.key, "a second scan of the same patient and domain (only the first is used)"))
+            continue
+        seen.add((pid, r.domain))
+        kept.append(r)
+    by_domain: dict[str, list[str]] = {task.source.name: [], task.target.name: []}
+    for r in kept:
+        by_domain[r.domain].append(pseudonym(key, r.patient))
+    split_of = assign_splits(by_domain, tuple(p.split), study.seed, name)
+
+    rows = []
+    for r in kept:
+        pid = pseudonym(key, r.patient)
+        for pos, img, mask, present in r.slices:
+            sid = f"{pid}_{r.domain}_{pos:03d}"
+            write_png(ctx.work / "images" / f"{sid}.png", img)
+            mask_rel = ""
+            if mask is not None:
+                write_png(ctx.work / "masks" / f"{sid}.png", mask)
+                mask_rel = f"masks/{sid}.png"
+            rows.append(
+                {
+                    "slice_id": sid,
+                    "patient": pid,
+                    "domain": r.domain,
+                    "role": roles[r.domain],
+                    "split": split_of[pid],
+                    "position": pos,
+                    "image": f"images/{sid}.png",
+                    "mask": mask_rel,
+                    "structures": "|".join(present),
+                }
+            )
+    table = pd.DataFrame(rows, columns=list(COLUMNS)).sort_values("slice_id")
+    table.to_csv(ctx.work / INDEX, index=False)
+    seconds = time.perf_counter() - t0
+
+    ids = {r.patient for r in results} | {r.key for r in results} | {c.key for c in cases}
+    redact = Redactor(_source_roots(src), key, ids)
+    clean = sorted({(redact.path(f), redact.text(why)) for f, why in rejected})
+    counts = {
+        d: {s: int(((table.domain == d) & (table.split == s)).sum()) for s in SPLITS} for d in by_domain
+    }
+    patients = {d: dict(Counter(split_of[pid] for pid in by_domain[d])) for d in by_domain}
+    ctx.extra.update(
+        {
+            "cases": len(cases),
+            "slices": len(table),
+            "slices_read": sum(r.read for r in results),
+            "counts": counts,
+            "patients": patients,
+            "rejected": [{"file": f, "reason": why} for f, why in clean],
+            "workers": workers,
+            "slices_per_second": round(len(table) / seconds, 2) if seconds > 0 else None,
+            "seconds_total": round(time.perf_counter() - t_start, 3),
+            "source": task.data.kind,
+        }
+    )
+    _summary(name, counts, clean)
+    low = [
+        f"{d}/{s}: {n} slices"
+        for d, per in counts.items()
+        for s, n in per.items()
+        if n < p.min_slices_per_split
+    ]
+    if low:
+        listing = "\n".join(f"  rejected {f}: {why}" for f, why in clean) or "  (nothing rejected)"
+        raise StageInputError(
+            f"preprocess/{name}: below min_slices_per_split={p.min_slices_per_split} in "
+            f"{', '.join(low)}; add data or lower the minimum.\n{listing}"
+        )
+
+
+def _summary(name: str, counts: dict, rejected: list[tuple[str, str]]) -> None:
+    parts = ", ".join(f"{d} " + "/".join(str(per[s]) for s in SPLITS) for d, per in counts.items())
+    log.info("preprocess %s: slices train/val/test per domain: %s; %d rejected", name, parts, len(rejected))
+    for f, why in rejected:
+        log.warning("rejected %s: %s", f, why)

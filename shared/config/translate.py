@@ -3,7 +3,7 @@ hyperparameters); the demo study overrides the sizes and schedule."""
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from medtrans.shared.config.base import Config
 
@@ -60,37 +60,61 @@ class MaskGANConfig(CycleGANConfig):
 
 
 class UNSBConfig(Config):
-    """Kim et al. ICLR 2024, cyclomon/UNSB defaults."""
+    """Kim et al. ICLR 2024, cyclomon/UNSB defaults (README command: lambda_SB = lambda_NCE = 1)."""
 
-    ngf: int = 64
-    ndf: int = 64
-    n_blocks: int = 9
-    num_timesteps: int = 5
-    tau: float = 0.01
+    ngf: int = Field(64, ge=4)
+    ndf: int = Field(64, ge=1)
+    n_blocks: int = Field(9, ge=1)
+    n_layers_d: int = Field(3, ge=1)  # PatchGAN depth of D and of the energy network E
+    n_mlp: int = Field(3, ge=0)  # extra layers of the z mapping network
+    num_timesteps: int = Field(5, ge=2)  # NFE
+    tau: float = Field(0.01, ge=0)
+    lambda_gan: float = 1.0
     lambda_sb: float = 1.0
     lambda_nce: float = 1.0
-    nce_layers: tuple[int, ...] = (0, 4, 8, 12, 16)
-    num_patches: int = 256
-    nce_temperature: float = 0.07
+    nce_layers: tuple[int, ...] = (0, 4, 8, 12, 16)  # generator layer ids; 12 + i = residual block i
+    num_patches: int = Field(256, ge=1)
+    netf_nc: int = Field(256, ge=1)  # PatchNCE projection width
+    nce_temperature: float = Field(0.07, gt=0)
     nce_idt: bool = True
+    init_gain: float = 0.02  # xavier-normal gain
     lr: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
     schedule: Schedule = Schedule(n_epochs=200, n_epochs_decay=200, batch_size=1)
     accel: Acceleration = Acceleration()
 
+    @model_validator(mode="after")
+    def _nce_layers_exist(self) -> "UNSBConfig":
+        if not self.nce_layers or sorted(set(self.nce_layers)) != list(self.nce_layers) or min(self.nce_layers) < 0:
+            raise ValueError("nce_layers must be distinct, increasing and >= 0")
+        if max(self.nce_layers) >= 12 + self.n_blocks:
+            raise ValueError(
+                f"nce_layers {list(self.nce_layers)} needs layer {max(self.nce_layers)} but the generator has "
+                f"12 + n_blocks = {12 + self.n_blocks} layers (raise n_blocks or drop the layer)"
+            )
+        return self
+
 
 class SPADEConfig(Config):
     """Park et al. CVPR 2019, NVlabs/SPADE defaults, as a mask-conditioned translator."""
 
-    ngf: int = 64
-    ndf: int = 64
-    num_d: int = 2
-    n_layers_d: int = 4
+    ngf: int = Field(64, ge=1)
+    ndf: int = Field(64, ge=1)
+    num_d: int = Field(2, ge=1)
+    n_layers_d: int = Field(4, ge=2)
+    spade_hidden: int = Field(128, ge=1)  # the reference's hard-coded SPADE embedding width
+    # The reference's 'normal' generator has 5 x2 upsamplings (latent = size / 32); at small
+    # image sizes fewer, so that the latent map keeps at least `min_latent` pixels a side.
+    max_upsampling: int = Field(5, ge=1)
+    min_latent: int = Field(4, ge=1)
     label_source: Literal["masks", "foreground"] = "masks"
     lambda_feat: float = 10.0
     vgg_loss: bool = False  # needs ImageNet VGG19 weights from the weights folder
     lambda_vgg: float = 10.0
-    lr: float = 2e-4  # TTUR: G lr/2, D lr*2
+    vgg_weights: str = "vgg19-dcbb9e9d.pth"  # torchvision's file name, in $MEDTRANS_WEIGHTS or ./weights
+    init_gain: float = 0.02  # xavier-normal gain
+    lr: float = 2e-4
+    ttur: bool = True  # TTUR: G lr/2, D lr*2
     betas: tuple[float, float] = (0.0, 0.9)
     schedule: Schedule = Schedule(n_epochs=50, n_epochs_decay=0, batch_size=1)
     accel: Acceleration = Acceleration()

@@ -1,0 +1,243 @@
+"""UNSB (Kim et al., ICLR 2024): unpaired translation as a Schrodinger bridge, learnt by a
+time-conditioned generator, a time-conditioned PatchGAN D and an energy network E.
+
+One training step (the reference's `SBModel.optimize_parameters`):
+1. draw one step index t in [0, T) for the batch; without gradients, simulate the bridge
+   from the source batch `a`, from a second independent source batch `a2` and (NCE
+   identity) from the target batch `b` up to step t: x_0 = input, x1_hat = G(x_k, k, z),
+   x_{k+1} = sb_step(x_k, x1_hat);
+2. G maps x_t (and the target's x_t) to x1_hat; the D step (LSGAN, 0.5 (fake + real)), the
+   E step (-E(p,p).mean() + s + s^2, s = logsumexp E(p, p2) over the patch map), then the
+   G + F step: LSGAN + lambda_SB * SB + lambda_NCE * PatchNCE (averaged with the identity
+   NCE on the target), SB = -(T-t)/T tau [E(p,p).mean() - logsumexp E(p,p2)] + tau
+   mean((x_t - x1_hat)^2), p = (x_t, x1_hat) and p2 = (x2_t, x2_1hat).
+
+The reference reads `a2` from a second, independently shuffled data loader. The framework
+gives one source batch per step, so the second batch here is the previous step's source
+batch (an independent random draw of the same sampler; checkpointed, so resumes are exact);
+on the very first step, when there is none, the batch rolled by one (itself at batch 1).
+
+All randomness of the model (t, z, bridge noise, NCE patch ids) comes from its own seeded
+generator, saved in `extra_state`. Inference runs the T generator steps from the source
+image and keeps the last x1_hat, with its own generator re-seeded on every call so the same
+image always gives the same translation.
+"""
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from medtrans.shared.config.translate import UNSBConfig
+from medtrans.shared.seeding import derive_seed
+from medtrans.stages.translate.base import Progress, Translator
+from medtrans.stages.translate.registry import register
+from medtrans.stages.translate.unsb_nets import (
+    PatchSampleF,
+    TimePatchD,
+    UNSBGenerator,
+    init_xavier,
+    lsgan_loss,
+    patch_nce_loss,
+    sb_step,
+    time_grid,
+)
+
+
+def _generator(device: torch.device, seed: int) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(seed)
+    return g
+
+
+@register("unsb")
+class UNSB(Translator):
+    uses_masks = False
+    uses_foreground = False
+
+    def __init__(self, config: UNSBConfig, *, n_classes: int, image_size: int, device: torch.device, seed: int):
+        super().__init__(config, n_classes=n_classes, image_size=image_size, device=device, seed=seed)
+        c = config
+        if image_size < 32:
+            raise ValueError(f"UNSB needs images of at least 32 px (its PatchGANs), got {image_size}")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(seed, "unsb", "init"))
+            self.G = UNSBGenerator(c.ngf, c.n_blocks, c.n_mlp)
+            self.D = TimePatchD(1, c.ndf, c.n_layers_d)
+            self.E = TimePatchD(4, c.ndf, c.n_layers_d)
+            with torch.no_grad():  # the projection MLPs' input widths, from one dry run
+                x = torch.zeros(1, 1, image_size, image_size)
+                feats = self.G.encode(x, torch.zeros(1, dtype=torch.long), torch.zeros(1, self.G.z_dim), c.nce_layers)
+            self.F = PatchSampleF([f.shape[1] for f in feats], c.netf_nc)
+            for net in (self.G, self.D, self.E, self.F):
+                init_xavier(net, c.init_gain)
+        for net in (self.G, self.D, self.E, self.F):
+            net.to(self.device)
+        self.times = torch.tensor(time_grid(c.num_timesteps), dtype=torch.float32, device=self.device)
+        opt = dict(lr=c.lr, betas=tuple(c.betas))
+        self._opts = {name: torch.optim.Adam(net.parameters(), **opt) for name, net in self.networks().items()}
+        self.gen = _generator(self.device, derive_seed(seed, "unsb", "train"))
+        self.prev_a: Tensor | None = None
+
+    # -- contract -----------------------------------------------------------------------
+    def networks(self) -> dict[str, nn.Module]:
+        return {"G": self.G, "D": self.D, "E": self.E, "F": self.F}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return self._opts
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"gen": self.gen.get_state(), "prev_a": None if self.prev_a is None else self.prev_a.cpu()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.gen.set_state(state["gen"])
+        self.prev_a = None if state["prev_a"] is None else state["prev_a"].to(self.device)
+
+    # -- randomness ---------------------------------------------------------------------
+    def _randn(self, shape, gen: torch.Generator) -> Tensor:
+        return torch.randn(shape, generator=gen, device=self.device)
+
+    def _z(self, n: int, gen: torch.Generator) -> Tensor:
+        return self._randn((n, self.G.z_dim), gen)
+
+    def _steps(self, t: int, n: int) -> Tensor:
+        return torch.full((n,), t, dtype=torch.long, device=self.device)
+
+    # -- the bridge ---------------------------------------------------------------------
+    @torch.no_grad()
+    def _simulate(self, starts: list[Tensor], t_end: int, gen: torch.Generator) -> list[Tensor]:
+        """x_t at step index t_end for each start batch, with G in eval mode (the
+        reference's loop; the same random draws in the same order per step)."""
+        was_training = self.G.training
+        self.G.eval()
+        xs: list[Tensor] = [s for s in starts]
+        x1s: list[Tensor | None] = [None] * len(starts)
+        tau = self.config.tau
+        for t in range(t_end + 1):
+            for i, x in enumerate(xs):
+                if t > 0:
+                    x = sb_step(x, x1s[i], self.times, t, tau, self._randn(x.shape, gen))
+                    xs[i] = x
+                with self.autocast():
+                    x1s[i] = self.G(x, self._steps(t, x.shape[0]), self._z(x.shape[0], gen)).float()
+        self.G.train(was_training)
+        return xs
+
+    def _nce(self, src: Tensor, tgt: Tensor, gen: torch.Generator) -> Tensor:
+        c = self.config
+        n = src.shape[0]
+        z = self._z(n, gen)
+        t0 = self._steps(0, n)
+        with self.autocast():
+            feat_q = self.G.encode(tgt, t0, z, c.nce_layers)
+            feat_k = self.G.encode(src, t0, z, c.nce_layers)
+        feat_k_pool, ids = self.F([f.float() for f in feat_k], c.num_patches, gen=gen)
+        feat_q_pool, _ = self.F([f.float() for f in feat_q], c.num_patches, patch_ids=ids)
+        total = sum(patch_nce_loss(q, k, n, c.nce_temperature).mean() * c.lambda_nce for q, k in zip(feat_q_pool, feat_k_pool))
+        return total / len(c.nce_layers)
+
+    def _energy(self, p: Tensor, p2: Tensor, steps: Tensor) -> tuple[Tensor, Tensor]:
+        """(E(p, p).mean(), logsumexp over the patch map of E(p, p2))."""
+        with self.autocast():
+            e_same = self.E(p, steps, p).float()
+            e_cross = self.E(p, steps, p2).float()
+        return e_same.mean(), torch.logsumexp(e_cross.reshape(-1), dim=0)
+
+    def train_step(self, batch: dict[str, Tensor], progress: Progress) -> dict[str, float]:
+        c, gen = self.config, self.gen
+        a, b = batch["a"], batch["b"]
+        n = a.shape[0]
+        a2 = self.prev_a if self.prev_a is not None and self.prev_a.shape == a.shape else torch.roll(a, 1, 0)
+        self.prev_a = a.detach().clone()
+        T = c.num_timesteps
+        t = int(torch.randint(T, (1,), generator=gen, device=self.device).item())
+        steps = self._steps(t, n)
+
+        starts = [a, a2, b] if c.nce_idt else [a, a2]
+        sim = self._simulate(starts, t, gen)
+        xt, xt2 = sim[0], sim[1]
+        z_in = self._z(2 * n if c.nce_idt else n, gen)
+        z_in2 = self._z(n, gen)
+        realt = torch.cat([xt, sim[2]], 0) if c.nce_idt else xt
+        with self.autocast():
+            fake = self.G(realt, self._steps(t, realt.shape[0]), z_in).float()
+            fake_b2 = self.G(xt2, steps, z_in2).float()
+        fake_b = fake[:n]
+        idt_b = fake[n:] if c.nce_idt else None
+
+        # D: least squares, real target vs x1_hat, at the same step
+        self.requires_grad([self.D, self.E], True)
+        opt = self._opts
+        opt["D"].zero_grad(set_to_none=True)
+        with self.autocast():
+            pred_fake = self.D(fake_b.detach(), steps).float()
+            pred_real = self.D(b, steps).float()
+        loss_d_fake, loss_d_real = lsgan_loss(pred_fake, False), lsgan_loss(pred_real, True)
+        loss_d = 0.5 * (loss_d_fake + loss_d_real)
+        loss_d.backward()
+        opt["D"].step()
+
+        # E: the energy network on (x_t, x1_hat) pairs, contrasted with the second batch
+        opt["E"].zero_grad(set_to_none=True)
+        p, p2 = torch.cat([xt, fake_b.detach()], 1), torch.cat([xt2, fake_b2.detach()], 1)
+        e_same, s = self._energy(p, p2, steps)
+        loss_e = -e_same + s + s**2
+        loss_e.backward()
+        opt["E"].step()
+
+        # G and F
+        self.requires_grad([self.D, self.E], False)
+        opt["G"].zero_grad(set_to_none=True)
+        opt["F"].zero_grad(set_to_none=True)
+        with self.autocast():
+            loss_g_gan = lsgan_loss(self.D(fake_b, steps).float(), True) * c.lambda_gan
+        p, p2 = torch.cat([xt, fake_b], 1), torch.cat([xt2, fake_b2], 1)
+        e_same, s = self._energy(p, p2, steps)
+        loss_sb = -(T - t) / T * c.tau * (e_same - s) + c.tau * torch.mean((xt - fake_b) ** 2)
+        loss_nce = self._nce(a, fake_b, gen)
+        if c.nce_idt:
+            loss_nce_y = self._nce(b, idt_b, gen)
+            loss_nce_both = 0.5 * (loss_nce + loss_nce_y)
+        else:
+            loss_nce_y = torch.zeros(())
+            loss_nce_both = loss_nce
+        loss_g = loss_g_gan + c.lambda_sb * loss_sb + loss_nce_both
+        loss_g.backward()
+        opt["G"].step()
+        opt["F"].step()
+        self.requires_grad([self.D, self.E], True)
+        return {
+            "G": loss_g.item(),
+            "G_GAN": loss_g_gan.item(),
+            "SB": loss_sb.item(),
+            "NCE": loss_nce.item(),
+            "NCE_Y": loss_nce_y.item(),
+            "D_real": loss_d_real.item(),
+            "D_fake": loss_d_fake.item(),
+            "E": loss_e.item(),
+        }
+
+    @torch.no_grad()
+    def translate(self, a: Tensor, mask_a: Tensor | None = None, fg_a: Tensor | None = None) -> Tensor:
+        return self.trajectory(a)[-1]
+
+    @torch.no_grad()
+    def trajectory(self, a: Tensor) -> list[Tensor]:
+        """x1_hat after each of the T generator steps from the source image (the last one is
+        the translation)."""
+        gen = _generator(self.device, derive_seed(self.seed, "unsb", "infer"))
+        was_training = self.G.training
+        self.G.eval()
+        x, x1, out = a, None, []
+        for t in range(self.config.num_timesteps):
+            if t > 0:
+                x = sb_step(x, x1, self.times, t, self.config.tau, self._randn(x.shape, gen))
+            with self.autocast():
+                x1 = self.G(x, self._steps(t, x.shape[0]), self._z(x.shape[0], gen)).float()
+            out.append(x1)
+        self.G.train(was_training)
+        return out
+
+    def panels(self, a: Tensor, mask_a: Tensor | None = None, fg_a: Tensor | None = None) -> dict[str, Tensor]:
+        """The first step's x1_hat beside the final one: how much the later steps refine."""
+        return {"step 1": self.trajectory(a)[0]}

@@ -1,4 +1,4 @@
-"""Settings of the perceptual metrics."""
+"""Settings of the perceptual metrics (stage `metrics`; `medtrans compare` has the same knobs as flags)."""
 
 from typing import Literal
 
@@ -32,3 +32,10 @@ class MetricsConfig(Config):
     frd_workers: int = Field(0, ge=0)  # 0: one per CPU
     bootstrap: int = Field(200, ge=0)
     batch_size: int = Field(32, ge=1)
+    # The real-vs-real floor (target train vs target test): "match" draws (seeded) as many
+    # target-train images as the translated sets have, since FID and KID depend on N; "all"
+    # uses the whole train split.
+    floor: Literal["match", "all"] = "match"
+    # A user's own Inception weights file (e.g. a RadImageNet Inception in the FID layout),
+    # explicitly not the standard network: its sha256 is recorded, results are marked custom.
+    extractor: str | None = None

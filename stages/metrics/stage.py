@@ -1,0 +1,242 @@
+"""The metrics stage: per task, every translated test set and two baselines against the real
+target test set, with bootstrap intervals, from cached per-image features.
+
+Sets (see the run-folder formats): each translator with a complete manifest (its translated
+source test slices), `source` (the untranslated source test slices: how far apart the domains
+are) and `target_train` (real target train slices: the real-vs-real floor; by default a seeded
+draw of as many images as the translated sets have, since FID and KID depend on N). The
+reference, `target_test`, is never resampled. Outputs in `metrics/<task>/`: metrics.csv,
+bootstrap.csv, features/<set>.npz (per-image Inception pool3 + logits, SWD descriptors,
+radiomics), manifest.json. Radiomics are also cached by image sha256 in `<run>/.cache/frd/`.
+
+The Inception weights come from $MEDTRANS_WEIGHTS (default ./weights) or the study's
+`metrics.extractor` (a custom, explicitly non-standard file); the file's sha256 is part of
+the unit's config, so other weights re-run the stage. Without weights FID, KID and IS rows say
+"unavailable: weights missing (...)" and every other metric is still computed.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from medtrans.shared.bootstrap import resample_indices
+from medtrans.shared.config import StudyConfig
+from medtrans.shared.config.translate import MODELS
+from medtrans.shared.dataset import IndexError_, SliceIndex
+from medtrans.shared.device import resolve_device
+from medtrans.shared.imageio import ImageFormatError, read_png
+from medtrans.shared.layout import MANIFEST, RunLayout
+from medtrans.shared.log import get_logger
+from medtrans.shared.manifest import ManifestError, read_manifest
+from medtrans.shared.seeding import derive_seed, rng
+from medtrans.shared.stage import StageInputError, Unit, UnitContext
+from medtrans.stages.metrics.bootstrap import intervals, replicate_values
+from medtrans.stages.metrics.extract import Network, add_radiomics, load_network, locate_network, set_features
+from medtrans.stages.metrics.frd import extractor_settings
+from medtrans.stages.metrics.results import MetricRow, write_bootstrap, write_rows
+from medtrans.stages.metrics.scoring import INCEPTION_METRICS, Scorer, ScoreSettings, SetFeatures
+from medtrans.stages.metrics.swd import SWDParams
+from medtrans.stages.metrics.weights import weights_dir
+
+STAGE = "metrics"
+VERSION = "1"
+REFERENCE = "target_test"
+TRANSLATED_DIR = "test"
+log = get_logger("medtrans.metrics")
+
+
+def translators(layout: RunLayout, task: str) -> list[str]:
+    """Translator names whose `translate/<task>/<model>/` has a complete manifest."""
+    found = []
+    for model in MODELS:
+        folder = layout.translate(task, model)
+        if not (folder / MANIFEST).is_file():
+            continue
+        try:
+            read_manifest(folder)
+        except ManifestError as err:
+            log.warning("metrics/%s: %s; translator %s left out", task, err, model)
+            continue
+        found.append(model)
+    return found
+
+
+def network_for(study: StudyConfig) -> Network:
+    """The Inception weights the study would use (located and hashed, not loaded)."""
+    custom = Path(study.metrics.extractor) if study.metrics.extractor else None
+    if custom is not None and not custom.is_file():
+        raise StageInputError(f"{custom}: metrics.extractor weights file not found")
+    return locate_network(weights_dir(), custom)
+
+
+def swd_params(study: StudyConfig) -> SWDParams:
+    return SWDParams(**study.metrics.swd.model_dump())
+
+
+def plan(study: StudyConfig, layout: RunLayout, tasks: tuple[str, ...] | None = None) -> list[Unit]:
+    """One unit per task: all translators found, both baselines, one metrics.csv."""
+    needs_network = any(m in study.metrics.metrics for m in INCEPTION_METRICS)
+    network = network_for(study) if needs_network else Network(None, note="not requested")
+    units = []
+    for task in study.tasks:
+        if tasks is not None and task not in tasks:
+            continue
+        models = translators(layout, task)
+        units.append(
+            Unit(
+                stage=STAGE,
+                name=(task,),
+                out=layout.metrics(task),
+                config={
+                    "metrics": study.part("metrics"),
+                    "seed": study.seed,
+                    "image_size": study.preprocess.image_size,
+                    "sets": [*models, "source", "target_train"],
+                    "network_sha256": network.sha256 or None,
+                    "network_standard": network.file.standard if network.file is not None else None,
+                    "frd": extractor_settings() if "frd" in study.metrics.metrics else None,
+                },
+                build=functools.partial(_build, study=study, task=task, models=models, network=network),
+                inputs=[layout.preprocess(task)] + [layout.translate(task, m) for m in models],
+                version=VERSION,
+                seeds={"study": study.seed, "swd": derive_seed(study.seed, STAGE, task, "swd")},
+                hint="run `medtrans preprocess` and the translators first",
+            )
+        )
+    return units
+
+
+@dataclass
+class ImageSetSpec:
+    name: str
+    ids: list[str]
+    paths: list[Path]
+
+
+def _read_set(spec: ImageSetSpec, size: int) -> np.ndarray:
+    if len(spec.ids) < 2:
+        raise StageInputError(f"set {spec.name}: {len(spec.ids)} image(s); the metrics need at least 2")
+    images = []
+    for path in spec.paths:
+        if not path.is_file():
+            raise StageInputError(f"{path}: missing ({spec.name} must have every source test slice id)")
+        try:
+            images.append(read_png(path, size))
+        except ImageFormatError as err:
+            raise StageInputError(str(err)) from None
+    return np.stack(images)
+
+
+def _specs(study: StudyConfig, layout: RunLayout, task: str, models: list[str]) -> list[ImageSetSpec]:
+    """The reference first, then the translators, `source` and `target_train`."""
+    try:
+        index = SliceIndex.for_task(layout, task)
+    except IndexError_ as err:
+        raise StageInputError(str(err)) from None
+
+    def split(role: str, split_: str, name: str) -> ImageSetSpec:
+        rows = index.select(role, split_)
+        return ImageSetSpec(name, list(rows.slice_id), [index.path(p) for p in rows.image])
+
+    reference = split("target", "test", REFERENCE)
+    source = split("source", "test", "source")
+    specs = [reference]
+    for model in models:
+        folder = layout.translate(task, model) / TRANSLATED_DIR
+        specs.append(ImageSetSpec(model, list(source.ids), [folder / f"{sid}.png" for sid in source.ids]))
+    specs.append(source)
+    floor = split("target", "train", "target_train")
+    if study.metrics.floor == "match" and len(floor.ids) > len(source.ids):
+        keep = np.sort(
+            rng(study.seed, STAGE, task, "floor").choice(len(floor.ids), len(source.ids), replace=False)
+        )
+        floor = ImageSetSpec(floor.name, [floor.ids[i] for i in keep], [floor.paths[i] for i in keep])
+    specs.append(floor)
+    return specs
+
+
+def _build(ctx: UnitContext, study: StudyConfig, task: str, models: list[str], network: Network) -> None:
+    cfg = study.metrics
+    metrics = tuple(cfg.metrics)
+    specs = _specs(study, ctx.layout, task, models)
+    size = study.preprocess.image_size
+    stacks = [_read_set(s, size) for s in specs]  # read and checked before any network runs
+    device = resolve_device(study.device)
+    if any(m in metrics for m in INCEPTION_METRICS):
+        load_network(network, device)
+    params = swd_params(study)
+    swd_seed = derive_seed(study.seed, STAGE, task, "swd")
+    features: list[SetFeatures] = []
+    for spec, stack in zip(specs, stacks, strict=True):
+        features.append(
+            set_features(
+                stack,
+                spec.ids,
+                metrics,
+                network,
+                convention=cfg.convention,
+                batch_size=cfg.batch_size,
+                device=device,
+                swd_params=params,
+                swd_seed=derive_seed(swd_seed, "centres", spec.name),
+                what=f"{task}/{spec.name}",
+            )
+        )
+    if "frd" in metrics:
+        add_radiomics(features, stacks, cfg.frd_workers, ctx.layout.cache("frd"))
+    feat_dir = ctx.work / "features"
+    feat_dir.mkdir(exist_ok=True)
+    for spec, feats in zip(specs, features, strict=True):
+        feats.save(feat_dir / f"{spec.name}.npz")
+
+    unavailable = {m: network.note for m in INCEPTION_METRICS if network.model is None}
+    settings = ScoreSettings(
+        metrics=metrics,
+        kid_subsets=cfg.kid_subsets,
+        kid_subset_size=cfg.kid_subset_size,
+        kid_seed=derive_seed(study.seed, STAGE, task, "kid"),
+        is_splits=cfg.is_splits,
+        is_seed=derive_seed(study.seed, STAGE, task, "is"),
+        swd=params,
+        swd_seed=derive_seed(swd_seed, "directions"),
+    )
+    scorer = Scorer(features[0], settings, unavailable)
+    rows, boot = [], {}
+    for spec, feats in zip(specs[1:], features[1:], strict=True):
+        point = scorer.evaluate(feats)
+        ci = {}
+        if cfg.bootstrap > 0:
+            idx = resample_indices(study.seed, task, len(feats), cfg.bootstrap)
+            boot[spec.name] = replicate_values(scorer, feats, idx, desc=f"bootstrap {task}/{spec.name}")
+            ci = intervals(boot[spec.name])
+        for metric in scorer.rows():
+            lo, hi = ci.get(metric, (None, None))
+            sha = network.sha256 if metric.split("_")[0] in INCEPTION_METRICS else ""
+            rows.append(
+                MetricRow(
+                    spec.name,
+                    metric,
+                    point.values.get(metric),
+                    lo,
+                    hi,
+                    len(feats),
+                    sha,
+                    point.notes.get(metric, ""),
+                )
+            )
+    write_rows(ctx.work / "metrics.csv", rows)
+    write_bootstrap(ctx.work / "bootstrap.csv", boot)
+    ctx.extra.update(
+        {
+            "network": network.describe(),
+            "convention": cfg.convention,
+            "reference": {"set": REFERENCE, "n": len(specs[0].ids)},
+            "sets": {s.name: len(s.ids) for s in specs[1:]},
+            "bootstrap": cfg.bootstrap,
+            "frd": extractor_settings() if "frd" in metrics else None,
+        }
+    )

@@ -1,0 +1,275 @@
+"""The paper-style tables: one cell model rendered as CSV, Markdown, LaTeX (booktabs) and HTML.
+
+Layout of the results table (as in the paper): rows are translators, columns Dice per
+structure, then each perceptual metric; the best translator per column is bold. The two
+baselines follow below a rule, for context, and are never marked best.
+"""
+
+import html
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from medtrans.stages.report import correlate as C
+from medtrans.stages.report.analysis import MAIN_METRICS
+
+LABELS = {"fid": "FID", "kid": "KID", "is": "IS", "swd": "SWD", "frd": "FRD"}
+
+
+def fmt(value: float, digits: int = 4) -> str:
+    """A number for people: 4 significant digits, an en dash for missing."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return f"{value:.{digits}g}"
+
+
+def fmt_p(p: float) -> str:
+    if not math.isfinite(p):
+        return "–"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+@dataclass
+class Cell:
+    text: str
+    ci: str = ""
+    best: bool = False
+
+
+@dataclass
+class Table:
+    """Headers, a header row of arrows, body rows (label, cells), and where the rule goes."""
+
+    title: str
+    headers: list[str]
+    rows: list[tuple[str, list[Cell]]]
+    rule_after: int | None = None  # index of the last row above a midrule
+    note: str = ""
+
+
+def metric_label(metric: str) -> str:
+    family = C.metric_family(metric)
+    label = LABELS.get(family, family.upper())
+    rest = metric[len(family) :].lstrip("_")
+    return f"{label} {rest}" if rest else label
+
+
+def _arrow(higher_better: bool) -> str:
+    return "↑" if higher_better else "↓"
+
+
+def results_display(task, results: pd.DataFrame) -> Table:
+    """The headline table of one task: Dice per structure, HD95 (mean), main perceptual metrics."""
+    columns: list[tuple[str, str, bool]] = []  # (column key, header, higher is better)
+    shown = (*task.structures, "mean") if len(task.structures) > 1 else task.structures  # mean = the one
+    for s in shown:
+        columns.append((f"dice_{s}", f"Dice {s} ↑", True))
+    columns.append(("hd95_mean", "HD95 mean ↓", False))
+    for m in MAIN_METRICS:
+        if m in results.columns and results[m].notna().any():
+            higher = C.metric_direction(m) > 0
+            columns.append((m, f"{metric_label(m)} {_arrow(higher)}", higher))
+    translators = results[results["role"] == "translator"]
+    best: dict[str, set[str]] = {}
+    for key, _, higher in columns:
+        vals = translators[key].to_numpy(dtype=float) if key in translators else np.array([])
+        if vals.size and np.isfinite(vals).any():
+            target = np.nanmax(vals) if higher else np.nanmin(vals)
+            best[key] = set(translators["set"][vals == target])
+    rows = []
+    for _, r in results.iterrows():
+        cells = []
+        for key, _, _ in columns:
+            v = r.get(key, np.nan)
+            lo, hi = r.get(f"{key}_ci_low", np.nan), r.get(f"{key}_ci_high", np.nan)
+            ci = f"[{fmt(lo, 3)}, {fmt(hi, 3)}]" if np.isfinite(lo) and np.isfinite(hi) else ""
+            cells.append(Cell(fmt(v), ci, r["role"] == "translator" and r["set"] in best.get(key, set())))
+        rows.append((r["set"], cells))
+    n_trans = len(translators)
+    return Table(
+        title=f"{task.name}: {task.source_domain} → {task.target_domain}",
+        headers=["set"] + [h for _, h, _ in columns],
+        rows=rows,
+        rule_after=n_trans - 1 if n_trans else None,
+        note="Best translator per column in bold. Below the rule: target = real target test set "
+        "(Dice upper bound; metrics of the target train set vs the target test set, the real-vs-real "
+        "floor); source = untranslated source test set (Dice lower bound; metrics of source vs target). "
+        "Brackets: 95% bootstrap CI over test images.",
+    )
+
+
+def correlation_display(corr: pd.DataFrame, scope: str, anatomy: str) -> Table:
+    """One scope's correlations with one anatomy metric: r [CI] (p) per method, per metric."""
+    sub = corr[(corr["scope"] == scope) & (corr["anatomy"] == anatomy)]
+    rows = []
+    for metric in dict.fromkeys(sub["metric"]):
+        m = sub[sub["metric"] == metric].set_index("method")
+        cells = [Cell(m["expected_sign"].iloc[0]), Cell(str(int(m["n"].iloc[0])))]
+        for method in C.METHODS:
+            r = m.loc[method]
+            ci = f"[{fmt(r['ci_low'], 2)}, {fmt(r['ci_high'], 2)}]" if np.isfinite(r["ci_low"]) else ""
+            text = f"{fmt(r['r'], 3)} (p {fmt_p(r['p'])})"
+            cells.append(Cell(text, ci, r["agrees"] == "yes"))
+        rows.append((metric_label(metric), cells))
+    return Table(
+        title=f"{scope}: correlation with {'Dice' if anatomy == 'dice' else 'HD95'} (mean over structures)",
+        headers=["metric", "expected sign", "n", "Pearson r", "Spearman ρ", "Kendall τ"],
+        rows=rows,
+        note="Bold: the sign agrees with the expected one (a better metric value goes with better anatomy). "
+        "Brackets: percentile bootstrap CI of the correlation recomputed per replicate.",
+    )
+
+
+def rank_display(ranks: pd.DataFrame, task: str) -> Table:
+    sub = ranks[ranks["task"] == task]
+    rows = []
+    for _, r in sub.iterrows():
+        lo, hi = r["tau_ci_low"], r["tau_ci_high"]
+        ci = f"[{fmt(lo, 2)}, {fmt(hi, 2)}]" if np.isfinite(lo) else ""
+        rows.append(
+            (
+                metric_label(r["metric"]),
+                [
+                    Cell(r["metric_order"]),
+                    Cell(fmt(r["tau"], 3), ci, bool(np.isfinite(r["tau"]) and r["tau"] > 0)),
+                    Cell(r["top1"], best=r["top1"] == "yes"),
+                    Cell(_pct(r["metric_order_kept"])),
+                    Cell(_pct(r["top1_kept"])),
+                    Cell(_pct(r["pairs_agree"])),
+                ],
+            )
+        )
+    dice_order = sub["dice_order"].iloc[0] if len(sub) else ""
+    return Table(
+        title=f"{task}: each metric's ranking of the translators vs Dice's ranking",
+        headers=[
+            "metric",
+            "order (best first)",
+            "Kendall τ vs Dice",
+            "same best",
+            "order kept",
+            "same best (boot)",
+            "pairs agree (boot)",
+        ],
+        rows=rows,
+        note=f"Dice order: {dice_order}. order kept: fraction of bootstrap replicates with the metric's full "
+        "order unchanged; same best (boot): fraction where the metric's best translator is Dice's best; "
+        "pairs agree: fraction of (replicate, translator pair) ordered the same way by the metric and by "
+        "Dice.",
+    )
+
+
+def _pct(v: float) -> str:
+    return "–" if not np.isfinite(v) else f"{100 * v:.0f}%"
+
+
+# ---- renderers -------------------------------------------------------------------------
+
+
+def to_markdown(t: Table) -> str:
+    def cell(c: Cell) -> str:
+        text = f"**{c.text}**" if c.best and c.text != "–" else c.text
+        return f"{text} {c.ci}".strip().replace("|", "\\|")
+
+    lines = [f"**{t.title}**", "", "| " + " | ".join(t.headers) + " |", "|" + "---|" * len(t.headers)]
+    for label, cells in t.rows:
+        lines.append("| " + " | ".join([label.replace("|", "\\|")] + [cell(c) for c in cells]) + " |")
+    if t.note:
+        lines += ["", f"_{t.note}_"]
+    return "\n".join(lines) + "\n"
+
+
+_TEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "↑": r"$\uparrow$",
+    "↓": r"$\downarrow$",
+    "→": r"$\rightarrow$",
+    "–": "--",
+    "ρ": r"$\rho$",
+    "τ": r"$\tau$",
+    ">": r"$>$",
+    "<": r"$<$",
+}
+
+
+def tex_escape(s: str) -> str:
+    return "".join(_TEX.get(ch, ch) for ch in str(s))
+
+
+def to_latex(t: Table, label: str) -> str:
+    """A booktabs table (needs \\usepackage{booktabs})."""
+
+    def cell(c: Cell) -> str:
+        text = tex_escape(c.text)
+        if c.best and c.text != "–":
+            text = rf"\textbf{{{text}}}"
+        return text + (rf" {{\scriptsize {tex_escape(c.ci)}}}" if c.ci else "")
+
+    spec = "l" + "c" * (len(t.headers) - 1)
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        rf"\caption{{{tex_escape(t.title)}. {tex_escape(t.note)}}}",
+        rf"\label{{{label}}}",
+        r"\resizebox{\linewidth}{!}{%",
+        rf"\begin{{tabular}}{{{spec}}}",
+        r"\toprule",
+        " & ".join(tex_escape(h) for h in t.headers) + r" \\",
+        r"\midrule",
+    ]
+    for i, (lab, cells) in enumerate(t.rows):
+        lines.append(" & ".join([tex_escape(lab)] + [cell(c) for c in cells]) + r" \\")
+        if t.rule_after is not None and i == t.rule_after and i < len(t.rows) - 1:
+            lines.append(r"\midrule")
+    lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def to_html(t: Table) -> str:
+    e = html.escape
+    out = [f"<table><caption>{e(t.title)}</caption><thead><tr>"]
+    out += [f"<th>{e(h)}</th>" for h in t.headers]
+    out.append("</tr></thead><tbody>")
+    for i, (label, cells) in enumerate(t.rows):
+        cls = ' class="rule"' if t.rule_after is not None and i == t.rule_after + 1 else ""
+        out.append(f"<tr{cls}><th>{e(label)}</th>")
+        for c in cells:
+            text = f"<b>{e(c.text)}</b>" if c.best and c.text != "–" else e(c.text)
+            ci = f' <span class="ci">{e(c.ci)}</span>' if c.ci else ""
+            out.append(f"<td>{text}{ci}</td>")
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    if t.note:
+        out.append(f'<p class="note">{e(t.note)}</p>')
+    return "".join(out)
+
+
+def frame_to_html(df: pd.DataFrame, caption: str = "") -> str:
+    """A plain HTML table of a data frame with every value as written (strings kept verbatim)."""
+    e = html.escape
+    out = [f'<table class="raw"><caption>{e(caption)}</caption><thead><tr>']
+    out += [f"<th>{e(str(c))}</th>" for c in df.columns]
+    out.append("</tr></thead><tbody>")
+    for _, row in df.iterrows():
+        out.append("<tr>" + "".join(f"<td>{e(_raw(v))}</td>" for v in row) + "</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _raw(v) -> str:
+    if isinstance(v, float):
+        return fmt(v, 6)
+    return str(v)

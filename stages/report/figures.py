@@ -97,7 +97,7 @@ def dice_bars(task: TaskData, analysis: Analysis, folder: Path) -> list[Path] | 
     trans = res[res["role"] == "translator"]
     if task.segment is None or trans["dice_mean"].isna().all():
         return None
-    structures = [*task.structures, "mean"]
+    structures = [*task.structures, "mean"] if len(task.structures) > 1 else list(task.structures)
     fig, axes = plt.subplots(1, len(structures), figsize=(3.0 * len(structures) + 0.8, 3.2), squeeze=False)
     bounds = {b: res[res["set"] == b].iloc[0] for b in ("target", "source")}
     for ax, s in zip(axes[0], structures, strict=True):

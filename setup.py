@@ -23,5 +23,7 @@ PACKAGE_DIRS = {**_packages("shared"), **_packages("stages")}
 setup(
     packages=["medtrans", *PACKAGE_DIRS],
     package_dir={"medtrans": "shared/_package", **PACKAGE_DIRS},
-    package_data={"medtrans.shared": ["data/*", "locks/*"]},
+    # data files next to the code (e.g. stages/metrics/weights.lock.json) must reach the wheel that
+    # the container images install, not only the editable checkout
+    package_data={"": ["*.json"], "medtrans.shared": ["data/*", "locks/*"]},
 )

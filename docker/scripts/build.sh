@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Build the medtrans images: one base (Python 3.11, torch, core pins) and one thin image per
+# stage and per translator, all from the wheelhouse (never a package index or a registry).
+#   docker/scripts/build.sh [STAGE...]
+# env: VARIANT=cpu|cuda  BASE_IMAGE=<image>  TAG=<tag>  WHEELHOUSE=wheelhouse  WITH_WEIGHTS=0|1
+#      WEIGHTS=weights  PYTHON=.venv/bin/python
+# Writes build/docker/images-<TAG>.tsv: image, id, build seconds.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+PY=${PYTHON:-.venv/bin/python}
+[ -x "$PY" ] || PY=python3
+ALL_STAGES=(preprocess cyclegan maskgan unsb spade segment metrics report)
+STAGES=("$@")
+[ ${#STAGES[@]} -gt 0 ] || STAGES=("${ALL_STAGES[@]}")
+VARIANT=${VARIANT:-cpu}
+VERSION=$("$PY" docker/scripts/requirements.py --version)
+TAG=${TAG:-$VERSION-$VARIANT}
+WH=$(realpath "${WHEELHOUSE:-wheelhouse}")
+REVISION=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git status --porcelain -- shared stages setup.py pyproject.toml 2>/dev/null)" ]; then
+    REVISION="$REVISION-dirty"
+fi
+OUT=build/docker
+mkdir -p "$OUT"
+TSV=$OUT/images-$TAG.tsv
+
+extra_of() { case $1 in cyclegan|maskgan|unsb|spade) echo translate ;; *) echo "$1" ;; esac; }
+
+[ -f "$WH/SHA256SUMS" ] || { echo "build: no wheelhouse at $WH; run \`make wheelhouse\` first" >&2; exit 2; }
+have=$(cat "$WH/TORCH_VARIANT" 2>/dev/null || echo cpu)
+[ "$have" = "$VARIANT" ] || { echo "build: $WH holds torch $have wheels, VARIANT=$VARIANT; run \`make wheelhouse VARIANT=$VARIANT\`" >&2; exit 2; }
+
+if [ -z "${BASE_IMAGE:-}" ]; then
+    BASE_IMAGE=medtrans/debian:bookworm-minbase
+    docker/scripts/base-rootfs.sh "$BASE_IMAGE"
+fi
+
+# medtrans's own wheel, from a clean copy of the sources, with fixed zip timestamps so the same
+# code gives the same sha256 (and the stage layers stay cached while the code does not change).
+serve=$(mktemp -d "${TMPDIR:-/tmp}/medtrans-serve.XXXXXX")
+server_pid=""
+cleanup() { [ -z "$server_pid" ] || kill "$server_pid" 2>/dev/null || true; rm -rf "$serve"; }
+trap cleanup EXIT
+mkdir -p "$serve/src" "$serve/medtrans"
+tar -c --exclude='__pycache__' --exclude='*.pyc' shared stages setup.py pyproject.toml README.md | tar -x -C "$serve/src"
+( cd "$serve/src" && SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-315532800} "$ROOT/$PY" -m pip wheel --quiet --no-deps \
+      --no-build-isolation --wheel-dir "$serve/medtrans" . ) >"$OUT/wheel.log" 2>&1 || { cat "$OUT/wheel.log" >&2; exit 1; }
+wheel=$(ls "$serve"/medtrans/medtrans-*.whl)
+wheel_sha=$(sha256sum "$wheel" | cut -d' ' -f1)
+ln -s "$WH" "$serve/wheelhouse"
+
+# Serve the wheels to the builds on 127.0.0.1 (builds use the host network: no BuildKit-only
+# `RUN --mount` needed, and the wheels never become an image layer).
+port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$PY" -m http.server --bind 127.0.0.1 --directory "$serve" "$port" >/dev/null 2>&1 &
+server_pid=$!
+for _ in $(seq 50); do
+    "$PY" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/wheelhouse/SHA256SUMS')" 2>/dev/null && break
+    sleep 0.2
+done
+URL=http://127.0.0.1:$port
+export DOCKER_BUILDKIT=${DOCKER_BUILDKIT:-0}   # the classic builder: in every engine, no buildx needed
+
+build() {  # image dockerfile-dir build-args...
+    local image=$1 dir=$2; shift 2
+    local t0=$SECONDS
+    echo "build: $image"
+    if ! docker build --network host --quiet --tag "$image" \
+            --label "org.opencontainers.image.created=$(date -u -d "@${SOURCE_DATE_EPOCH:-315532800}" +%Y-%m-%dT%H:%M:%SZ)" \
+            --build-arg VERSION="$VERSION" --build-arg REVISION="$REVISION" "$@" "$dir" > "$OUT/build.log" 2>&1; then
+        tail -40 "$OUT/build.log" >&2
+        echo "build: $image failed (full log: $OUT/build.log)" >&2
+        exit 1
+    fi
+    printf '%s\t%s\t%s\n' "$image" "$(docker image inspect -f '{{.Id}}' "$image")" "$((SECONDS - t0))" >> "$TSV"
+}
+
+: > "$TSV"
+build "medtrans/base:$TAG" docker/base \
+    --build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg TORCH_VARIANT="$VARIANT" \
+    --build-arg WHEELHOUSE_URL="$URL/wheelhouse/" \
+    --build-arg CORE_REQUIREMENTS="$("$PY" docker/scripts/requirements.py core)"
+for stage in "${STAGES[@]}"; do
+    build "medtrans/$stage:$TAG" "docker/$stage" \
+        --build-arg BASE="medtrans/base:$TAG" \
+        --build-arg WHEELHOUSE_URL="$URL/wheelhouse/" \
+        --build-arg EXTRA_REQUIREMENTS="$("$PY" docker/scripts/requirements.py "$(extra_of "$stage")")" \
+        --build-arg MEDTRANS_WHEEL_URL="$URL/medtrans/$(basename "$wheel")#sha256=$wheel_sha"
+    if [ "${WITH_WEIGHTS:-0}" = 1 ] && { [ "$stage" = preprocess ] || [ "$stage" = metrics ]; }; then
+        [ -d "${WEIGHTS:-weights}" ] || { echo "build: WITH_WEIGHTS=1 but no ${WEIGHTS:-weights}/; run \`make weights\`" >&2; exit 2; }
+        build "medtrans/$stage:$TAG" "${WEIGHTS:-weights}" -f "$ROOT/docker/with-weights/Dockerfile" \
+            --build-arg IMAGE="medtrans/$stage:$TAG"
+    fi
+done
+# old layers of images rebuilt under the same tag (ours only)
+docker image prune -f --filter "label=org.opencontainers.image.source=https://github.com/medtrans/medtrans" >/dev/null || true
+echo "build: done ($TSV)"
+column -t "$TSV" 2>/dev/null || cat "$TSV"

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Run a study through compose, one container per stage: one `docker compose run --no-deps SERVICE`
+# per stage, in the local runner's order, stopping at the first failure (so the exit code is
+# that of the first stage that failed, 0 only when all succeeded). Each container's
+# `docker inspect` is kept (user, network, mounts: how it ran) and the container removed.
+# Afterwards the run volume is copied to runs/<study name>/ (EXPORT=DIR to choose, EXPORT= to skip).
+#   docker/scripts/compose-run.sh STUDY_FILE [--gpu]
+# env: MEDTRANS_TAG, MEDTRANS_DATA (./data), MEDTRANS_WEIGHTS_DIR (./weights), RECORDS, EXPORT
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+PY=${PYTHON:-.venv/bin/python}
+[ -x "$PY" ] || PY=python3
+study=${1:?usage: compose-run.sh STUDY_FILE [--gpu]}
+profile=cpu suffix=""
+[ "${2:-}" = --gpu ] && { profile=gpu; suffix=-gpu; }
+[ -f "$study" ] || { echo "compose-run: no study file $study" >&2; exit 2; }
+version=$("$PY" docker/scripts/requirements.py --version)
+export MEDTRANS_TAG=${MEDTRANS_TAG:-$version-$([ $profile = gpu ] && echo cuda || echo cpu)}
+export MEDTRANS_STUDY=$(realpath "$study")
+export MEDTRANS_STUDY_NAME=$("$PY" -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["name"])' "$study")
+export MEDTRANS_DATA=$(realpath -m "${MEDTRANS_DATA:-data}")
+export MEDTRANS_WEIGHTS_DIR=$(realpath -m "${MEDTRANS_WEIGHTS_DIR:-weights}")
+mkdir -p "$MEDTRANS_DATA" "$MEDTRANS_WEIGHTS_DIR"
+export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-medtrans}
+RECORDS=${RECORDS:-build/docker/runs/$MEDTRANS_STUDY_NAME}
+mkdir -p "$RECORDS"
+: > "$RECORDS/stages.tsv"
+compose() { docker/scripts/compose.sh --file "$ROOT/compose.yaml" --profile "$profile" "$@"; }
+
+stages=(preprocess cyclegan maskgan unsb spade segment metrics report)
+echo "compose-run: study $MEDTRANS_STUDY_NAME ($study), images medtrans/*:$MEDTRANS_TAG, profile $profile, volume medtrans-run-$MEDTRANS_STUDY_NAME"
+for stage in "${stages[@]}"; do
+    image=medtrans/$stage:$MEDTRANS_TAG
+    id=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null) \
+        || { echo "compose-run: image $image missing; run \`make images\`" >&2; exit 2; }
+    export "MEDTRANS_IMAGE_ID_${stage^^}=$id"
+    service=$stage$suffix
+    [ "$stage" = report ] && service=report$suffix
+    name=medtrans-$MEDTRANS_STUDY_NAME-$service
+    docker rm -f "$name" >/dev/null 2>&1 || true
+    echo "compose-run: [$stage] $image ($id)"
+    t0=$SECONDS
+    rc=0
+    compose run --no-deps --name "$name" "$service" || rc=$?
+    docker inspect "$name" > "$RECORDS/$service.inspect.json" 2>/dev/null || true
+    docker rm "$name" >/dev/null 2>&1 || true
+    printf '%s\t%s\t%s\t%s\n' "$service" "$id" "$rc" "$((SECONDS - t0))" >> "$RECORDS/stages.tsv"
+    if [ "$rc" != 0 ]; then
+        echo "compose-run: stage $stage failed (exit $rc); later stages not run" >&2
+        exit "$rc"
+    fi
+done
+
+EXPORT=${EXPORT-runs/$MEDTRANS_STUDY_NAME}
+if [ -n "$EXPORT" ]; then
+    # the run volume -> a host folder, through the report image's tar (no network, read-only)
+    tmp="$EXPORT.export.$$"
+    mkdir -p "$tmp"
+    docker run --rm --network none --user 10001:10001 --entrypoint tar \
+        -v "medtrans-run-$MEDTRANS_STUDY_NAME:/medtrans/run:ro" "medtrans/report:$MEDTRANS_TAG" \
+        -C /medtrans/run -cf - . | tar -C "$tmp" --no-same-owner -xf -
+    if [ -e "$EXPORT" ]; then
+        old="$EXPORT.previous-$(date -u +%Y%m%dT%H%M%SZ)"
+        mv "$EXPORT" "$old"
+        echo "compose-run: moved the earlier $EXPORT to $old"
+    fi
+    mv "$tmp" "$EXPORT"
+    echo "compose-run: run volume medtrans-run-$MEDTRANS_STUDY_NAME copied to $EXPORT/"
+fi

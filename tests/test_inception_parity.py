@@ -32,7 +32,12 @@ def phantoms(n: int, seed: int, size: int = 64, blobs: int = 6, noise: float = 0
         body = ((xx - 0.5) / r.uniform(0.3, 0.45)) ** 2 + ((yy - 0.5) / r.uniform(0.3, 0.45)) ** 2 < 1
         img = 0.4 * body
         for _ in range(blobs):
-            cx, cy, s, a = r.uniform(0.2, 0.8), r.uniform(0.2, 0.8), r.uniform(0.03, 0.12), r.uniform(0.2, 0.8)
+            cx, cy, s, a = (
+                r.uniform(0.2, 0.8),
+                r.uniform(0.2, 0.8),
+                r.uniform(0.03, 0.12),
+                r.uniform(0.2, 0.8),
+            )
             img = img + a * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * s * s)) * body
         img = img + noise * r.standard_normal(img.shape)
         out.append(np.round(np.clip(img / 1.6, 0, 1) * 255).astype(np.uint8))
@@ -133,7 +138,9 @@ def test_torch_fidelity_parity(net_file, images, ours):
     theirs = [ref_features(im) for im in images]
     for mine, (pool, logits) in zip(ours["torch-fidelity"], theirs, strict=True):
         assert np.abs(mine.pool - pool.double().numpy()).max() <= 1e-4
-        assert np.abs(mine.logits - logits.double().numpy()).max() <= 1e-4 * max(1.0, logits.abs().max().item())
+        assert np.abs(mine.logits - logits.double().numpy()).max() <= 1e-4 * max(
+            1.0, logits.abs().max().item()
+        )
 
     real, fake = ours["torch-fidelity"]
     (rp, rl), (fp, _) = theirs
@@ -144,9 +151,9 @@ def test_torch_fidelity_parity(net_file, images, ours):
     )
 
     for a, b, (x, y) in ((real, fake, (rp, fp)), (real, real, (rp, rp))):  # distinct sets, then ~0
-        ref_kid = kid_features_to_metric(
-            x, y, kid_subsets=10, kid_subset_size=6, rng_seed=7, verbose=False
-        )["kernel_inception_distance_mean"]
+        ref_kid = kid_features_to_metric(x, y, kid_subsets=10, kid_subset_size=6, rng_seed=7, verbose=False)[
+            "kernel_inception_distance_mean"
+        ]
         mean, std = kid_from_features(a, b, subsets=10, subset_size=6, seed=7)
         assert abs(mean - ref_kid) <= max(1e-4 * abs(ref_kid), 1e-6)
     # subset size larger than the sets: ours clips to min(1000, n1, n2), as torch-fidelity needs by hand

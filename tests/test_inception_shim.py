@@ -64,5 +64,7 @@ def test_shim_makes_references_importable():
     # the parts of torchvision pytorch-fid builds on are usable
     import torchvision
 
-    net = torchvision.models.inception_v3(num_classes=1008, aux_logits=False, weights=None, init_weights=False)
+    net = torchvision.models.inception_v3(
+        num_classes=1008, aux_logits=False, weights=None, init_weights=False
+    )
     assert net.fc.out_features == 1008

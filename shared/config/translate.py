@@ -55,7 +55,9 @@ class MaskGANConfig(CycleGANConfig):
     lambda_mask: float = 1.0
     lambda_shape: float = 0.5
     grad_clip: float = 1.0
-    mask_threshold: float = 0.1  # of [0,1] intensity, for the automatic foreground masks
+    # foreground threshold (fraction of full scale) for both domains; None: the study's
+    # per-modality `translate.foreground_threshold`
+    mask_threshold: float | None = Field(None, ge=0.0, lt=1.0)
     schedule: Schedule = Schedule(n_epochs=40, n_epochs_decay=40, batch_size=4)
 
 
@@ -130,6 +132,9 @@ class TranslateConfig(Config):
     spade: SPADEConfig = SPADEConfig()
     sample_grid: int = Field(8, ge=1)  # test slices shown in the sample grid
     log_every: int = Field(10, ge=1)  # iterations averaged into one row of losses.csv
+    # automatic foreground masks (MaskGAN, SPADE label_source: foreground): threshold on the
+    # 8-bit image / 255 per modality; MaskGAN's preprocess/main.py uses 10 (MRI) and 50 (CT)
+    foreground_threshold: dict[Literal["MR", "CT"], float] = {"MR": 10 / 255, "CT": 50 / 255}
 
     def settings(self, model: str) -> Config:
         """The settings object of one translator."""

@@ -25,6 +25,8 @@ def unit_config(study: StudyConfig, task: str, model: str) -> dict:
         "settings": study.part("translate", model),
         "sample_grid": study.translate.sample_grid,
         "log_every": study.translate.log_every,
+        "foreground_threshold": study.part("translate", "foreground_threshold"),
+        "modalities": [study.tasks[task].source.modality, study.tasks[task].target.modality],
         "image_size": study.preprocess.image_size,
         "structures": list(study.tasks[task].structures),
         "seed": study.seed,
@@ -55,18 +57,30 @@ def plan(
     return units
 
 
+def foreground_thresholds(study: StudyConfig, task: str, settings) -> tuple[float, float]:
+    """Source and target thresholds of the automatic foreground masks."""
+    override = getattr(settings, "mask_threshold", None)
+    t = study.tasks[task]
+    table = study.translate.foreground_threshold
+    if override is not None:
+        return override, override
+    return table.get(t.source.modality, DEFAULT_FG_THRESHOLD), table.get(
+        t.target.modality, DEFAULT_FG_THRESHOLD
+    )
+
+
 def build(study: StudyConfig, task: str, name: str, seed: int, ctx: UnitContext) -> None:
     settings = study.translate.settings(name)
     size = study.preprocess.image_size
     n_classes = len(study.tasks[task].structures) + 1
     device = resolve_device(study.device)
-    fg_threshold = getattr(settings, "mask_threshold", DEFAULT_FG_THRESHOLD)
+    fg_src, fg_tgt = foreground_thresholds(study, task, settings)
     index = SliceIndex.for_task(ctx.layout, task)
     data = TrainData(
-        source=load_split(index, "source", "train", size, n_classes, fg_threshold),
-        target=load_split(index, "target", "train", size, n_classes, fg_threshold),
+        source=load_split(index, "source", "train", size, n_classes, fg_src),
+        target=load_split(index, "target", "train", size, n_classes, fg_tgt),
     )
-    test = load_split(index, "source", "test", size, n_classes, fg_threshold)
+    test = load_split(index, "source", "test", size, n_classes, fg_src)
 
     seed_everything(seed)
     model = get_model(name)(settings, n_classes=n_classes, image_size=size, device=device, seed=seed)

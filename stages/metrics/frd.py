@@ -14,7 +14,8 @@ statistics of the first (reference, real) set by frd-score's `z_score_normalize`
 columns with NaN/inf in either set dropped, then the squared Frechet distance of the two
 Gaussians. frd-score reports log(d^2), which is -inf for identical sets; here both are kept:
 `frd` = d^2 and `frd_log` = log(d^2), None where d^2 = 0 (the caller writes an empty value and
-a note, never -inf). The Frechet term is the exact float64 one of `fid.py` instead of
+a note, never -inf); d^2 below 1e-10 of tr S1 + tr S2 is rounding noise and counts as 0
+(identical sets). The Frechet term is the exact float64 one of `fid.py` instead of
 frd-score's scipy.sqrtm (same value to about 1e-6 relative; exact also for singular covariances).
 """
 
@@ -38,6 +39,7 @@ from medtrans.shared.log import get_logger, progress
 from medtrans.stages.metrics.fid import fid_result
 
 FRD_VERSION = "v1"
+ZERO_TOLERANCE = 1e-10  # d^2 below this fraction of tr S1 + tr S2 is rounding noise
 log = get_logger("medtrans.metrics.frd")
 
 
@@ -273,7 +275,11 @@ def frd_from_features(real, fake) -> FRDResult:
     keep = np.isfinite(nr).all(axis=0) & np.isfinite(nf).all(axis=0)
     if not keep.any():
         raise FRDError("no radiomics feature varies across the real set: FRD is undefined (constant images?)")
-    value = fid_result(nr[:, keep], nf[:, keep], warn=False).value
+    a, b = nr[:, keep].astype(np.float64), nf[:, keep].astype(np.float64)
+    value = fid_result(a, b, warn=False).value
+    # identical sets give d^2 = 0 up to rounding (frd-score: -inf after the log); call it 0
+    if value <= ZERO_TOLERANCE * (a.var(axis=0, ddof=1).sum() + b.var(axis=0, ddof=1).sum()):
+        value = 0.0
     return FRDResult(
         frd=value,
         frd_log=float(np.log(value)) if value > 0 else None,

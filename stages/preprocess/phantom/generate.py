@@ -174,6 +174,15 @@ def jobs(seed: int, task_name: str, task: TaskConfig, out: Path) -> list[Job]:
     ]
 
 
+def identities(seed: int, task_name: str, task: TaskConfig) -> list[dict]:
+    """The fake identities `generate` writes, recomputed without writing (privacy tests)."""
+    out = []
+    for job in jobs(seed, task_name, task, Path(".")):
+        who = identity(np.random.default_rng(job.seed), job.role, job.index)
+        out.append({"role": job.role, "index": job.index, **who.__dict__})
+    return out
+
+
 def stamp_of(seed: int, task: TaskConfig) -> dict:
     return {"version": GENERATOR_VERSION, "digest": digest([seed, task.model_dump(mode="json")])}
 

@@ -95,7 +95,7 @@ def anatomy(rng: np.random.Generator, shape: tuple[int, int, int]) -> SpineAnato
     tissue[cord & (v < v_start + 1.3 * pitch)] = CORD
 
     tissue[bone] = CANCELLOUS
-    shell = max(1, int(round(0.015 * shape[1])))
+    shell = max(1, int(round(0.012 * shape[1])))
     core = ndimage.binary_erosion(bone, structure=np.ones((1, 3, 3), bool), iterations=shell)
     tissue[bone & ~core] = CORTICAL
     skin = body & ((u - u_ant < 0.012) | (u_post - u < 0.012))
@@ -106,7 +106,7 @@ def anatomy(rng: np.random.Generator, shape: tuple[int, int, int]) -> SpineAnato
         vertebrae=levels,
         marrow=float(rng.uniform(0.85, 1.15)),
         cancellous_hu=float(rng.uniform(180.0, 300.0)),
-        cortical_hu=float(rng.uniform(1100.0, 1500.0)),
+        cortical_hu=float(rng.uniform(1300.0, 1700.0)),
     )
 
 
@@ -123,13 +123,13 @@ def render_mri(anat: SpineAnatomy, rng: np.random.Generator) -> np.ndarray:
 
 def render_ct(anat: SpineAnatomy, rng: np.random.Generator) -> np.ndarray:
     """CT in Hounsfield units: air -1000, fat ~-100, soft tissue ~40, cancellous 180-300,
-    cortical bone 1100-1500, with trabecular texture, scanner blur and Gaussian noise."""
+    cortical bone 1300-1700, with trabecular texture, scanner blur and Gaussian noise."""
     hu = np.array([-1000, -100, 50, 40, -950, 8, 35, 75, 95, 0, 0, 30], np.float32)
     hu[CANCELLOUS] = anat.cancellous_hu
     hu[CORTICAL] = anat.cortical_hu
     img = hu[anat.tissue]
     tex = anat.texture
     img = img + np.where(anat.tissue == CANCELLOUS, 45.0, 10.0) * tex
-    img = blur(img, 0.7)
+    img = blur(img, 0.4)
     img = img + rng.normal(0.0, 12.0, img.shape).astype(np.float32)
     return np.clip(img, -1024.0, 3071.0)

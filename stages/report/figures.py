@@ -17,7 +17,15 @@ from medtrans.stages.report.analysis import MAIN_METRICS, Analysis  # noqa: E402
 from medtrans.stages.report.gather import TaskData  # noqa: E402
 from medtrans.stages.report.tables import metric_label  # noqa: E402
 
-plt.rcParams.update({"svg.hashsalt": "medtrans", "font.size": 9, "axes.titlesize": 10, "figure.dpi": 100})
+plt.rcParams.update(
+    {
+        "svg.hashsalt": "medtrans",
+        "svg.fonttype": "none",
+        "font.size": 9,
+        "axes.titlesize": 10,
+        "figure.dpi": 100,
+    }
+)
 COLORS = plt.get_cmap("tab10").colors
 STRUCTURE_COLORS = (
     ("#ffcc00", "yellow"),

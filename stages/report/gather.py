@@ -18,7 +18,7 @@ BASELINES_SEGMENT = ("target", "source")  # upper bound, lower bound
 BASELINES_METRICS = ("source", "target_train")  # domain gap, real-vs-real floor
 
 
-def complete_manifest(folder: Path) -> Manifest | None:
+def _complete(folder: Path) -> Manifest | None:
     """The folder's manifest when complete and readable; None otherwise (never raises)."""
     try:
         return read_manifest(folder)
@@ -180,8 +180,8 @@ def _read_csv(path: Path, **kw) -> pd.DataFrame | None:
     return pd.read_csv(path, keep_default_na=False, **kw)
 
 
-def _segment(folder: Path, missing: list[str], label: str) -> SegmentData | None:
-    manifest = complete_manifest(folder)
+def _segment(folder: Path, missing: list[str], label: str, complete=_complete) -> SegmentData | None:
+    manifest = complete(folder)
     if manifest is None:
         missing.append(f"{label}: no complete manifest; no Dice/HD95 for this task (run `medtrans segment`)")
         return None
@@ -194,8 +194,8 @@ def _segment(folder: Path, missing: list[str], label: str) -> SegmentData | None
     return SegmentData(folder, manifest, summary, dice, training)
 
 
-def _metrics(folder: Path, missing: list[str], label: str) -> MetricsData | None:
-    manifest = complete_manifest(folder)
+def _metrics(folder: Path, missing: list[str], label: str, complete=_complete) -> MetricsData | None:
+    manifest = complete(folder)
     if manifest is None:
         missing.append(
             f"{label}: no complete manifest; no perceptual metrics for this task (run `medtrans metrics`)"
@@ -218,8 +218,18 @@ def _metrics(folder: Path, missing: list[str], label: str) -> MetricsData | None
     return MetricsData(folder, manifest, table, boot if boot is not None and not boot.empty else None, raw)
 
 
-def gather(study: StudyConfig, layout: RunLayout) -> RunData:
-    """Scan the run folder for every task of the study; never raises for a missing piece."""
+def gather(study: StudyConfig, layout: RunLayout, only: list[Path] | None = None) -> RunData:
+    """Scan the run folder for every task of the study; never raises for a missing piece.
+
+    `only`: the folders the unit was planned with; anything else counts as missing, so the
+    report never shows an output its manifest does not list as an input."""
+    allowed = None if only is None else {Path(p).resolve() for p in only}
+
+    def complete_manifest(folder: Path) -> Manifest | None:
+        if allowed is not None and Path(folder).resolve() not in allowed:
+            return None
+        return _complete(folder)
+
     missing: list[str] = []
     tasks: dict[str, TaskData] = {}
     models = tuple(study.translate.models)
@@ -245,8 +255,8 @@ def gather(study: StudyConfig, layout: RunLayout) -> RunData:
             else:
                 t.translators[model] = folder
                 t.translate_manifests[model] = man
-        t.segment = _segment(layout.segment(name), missing, f"segment/{name}")
-        t.metrics = _metrics(layout.metrics(name), missing, f"metrics/{name}")
+        t.segment = _segment(layout.segment(name), missing, f"segment/{name}", complete_manifest)
+        t.metrics = _metrics(layout.metrics(name), missing, f"metrics/{name}", complete_manifest)
         for model in t.translators:
             if t.segment is not None and model not in t.segment.sets():
                 missing.append(f"segment/{name}: no Dice for {model} (segment ran before it finished; rerun)")

@@ -101,7 +101,7 @@ def build(study: StudyConfig, ctx: UnitContext) -> None:
     cfg = study.report
     work = ctx.work
     _clean(work)
-    run = gather(study, ctx.layout)
+    run = gather(study, ctx.layout, only=ctx.unit.inputs)
     analysis = analyse(run, study.seed, cfg.bootstrap, cfg.pooled, cfg.ci_level)
     tables_dir, fig_dir = work / "tables", work / "figures"
     tables_dir.mkdir()
@@ -125,7 +125,7 @@ def build(study: StudyConfig, ctx: UnitContext) -> None:
         (tables_dir / f"results_{name}.md").write_text(T.to_markdown(table))
         (tables_dir / f"results_{name}.tex").write_text(T.to_latex(table, f"tab:results-{name}"))
         blocks = [T.to_html(table)]
-        missing_here = [m for m in run.missing if f"/{name}" in m]
+        missing_here = [m for m in run.missing if m.split(":")[0].split("/")[1:2] == [name]]
         if missing_here:
             blocks.append(
                 '<div class="warn"><b>Missing for this task:</b>' + P.bullet_list(missing_here) + "</div>"

@@ -4,10 +4,19 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STUDY ?= studies/demo.yaml
+# containers (docker/, compose.yaml): VARIANT=cpu|cuda (GPU=1 means cuda), images tagged <version>-<variant>
+GPU ?= 0
+VARIANT ?= $(if $(filter 1,$(GPU)),cuda,cpu)
+WHEELHOUSE ?= wheelhouse$(if $(filter cuda,$(VARIANT)),-cuda)
+WEIGHTS ?= weights
+ARCHIVE ?= archive/medtrans-$(VARIANT)
+WITH_WEIGHTS ?= 0
+STAGE_IMAGES := preprocess cyclegan maskgan unsb spade segment metrics report
+DOCKER_ANSWERS = timeout 20 docker info >/dev/null 2>&1
 RUN ?=
 STAMP := $(VENV)/.setup-stamp
 
-.PHONY: setup all local test bench lint clean
+.PHONY: setup all local test bench lint clean wheelhouse images weights weights-verify archive restore compose-run docker-e2e
 
 $(STAMP): pyproject.toml setup.py
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; medtrans needs Python 3.11 (set PYTHON=...)"; exit 1; }
@@ -20,8 +29,55 @@ $(STAMP): pyproject.toml setup.py
 
 setup: $(STAMP) ## create .venv and install the pinned dependencies
 
-all: setup ## run the study (default studies/demo.yaml) with the local runner
+all: setup ## run STUDY (default studies/demo.yaml): through compose when a Docker engine answers, else locally
+	@if [ "$${MEDTRANS_LOCAL:-0}" != 1 ] && $(DOCKER_ANSWERS); then \
+		echo "make all: a Docker engine answers -> one container per stage (compose, $(VARIANT) images)"; \
+		$(MAKE) --no-print-directory compose-run; \
+	else \
+		echo "make all: no Docker engine answers (or MEDTRANS_LOCAL=1) -> the local runner in .venv"; \
+		$(MAKE) --no-print-directory local; \
+	fi
+
+local: setup ## run STUDY with the local runner (no containers)
 	$(BIN)/medtrans run $(STUDY) $(if $(RUN),--run $(RUN))
+
+# ---- containers -------------------------------------------------------------------------------
+$(WHEELHOUSE)/SHA256SUMS: pyproject.toml $(STAMP)
+	TORCH_VARIANT=$(VARIANT) PYTHON=$(BIN)/python docker/scripts/wheelhouse.sh $(WHEELHOUSE)
+
+wheelhouse: $(WHEELHOUSE)/SHA256SUMS ## every pinned wheel, downloaded once with the host's pip (offline builds)
+
+images: setup wheelhouse ## build the base and one image per stage (VARIANT=cpu|cuda or GPU=1, BASE_IMAGE=, WITH_WEIGHTS=1)
+	VARIANT=$(VARIANT) WHEELHOUSE=$(WHEELHOUSE) WEIGHTS=$(WEIGHTS) WITH_WEIGHTS=$(WITH_WEIGHTS) \
+		PYTHON=$(BIN)/python docker/scripts/build.sh
+
+weights: setup ## fetch the FID Inception and TotalSegmentator weights (needs internet), checked against the locks
+	BIN=$(BIN) docker/scripts/weights.sh fetch $(WEIGHTS)
+
+weights-verify: setup ## check the weights folder against the sha256 locks, offline
+	BIN=$(BIN) docker/scripts/weights.sh verify $(WEIGHTS)
+
+# make all through compose: build what is missing (wheelhouse, images), fetch the weights when the
+# internet answers (otherwise FID/KID/IS are reported unavailable), then one container per stage.
+compose-run: setup
+	@missing=""; for s in $(STAGE_IMAGES); do docker image inspect medtrans/$$s:$$($(BIN)/python docker/scripts/requirements.py --version)-$(VARIANT) >/dev/null 2>&1 || missing="$$missing $$s"; done; \
+	if [ -n "$$missing" ]; then echo "make all: images missing:$$missing -> make images"; $(MAKE) --no-print-directory images || exit 1; fi
+	@if BIN=$(BIN) docker/scripts/weights.sh verify $(WEIGHTS) >/dev/null 2>&1; then echo "make all: weights verified ($(WEIGHTS)/)"; \
+	elif timeout 10 $(BIN)/python -c "import urllib.request; urllib.request.urlopen('https://github.com', timeout=8)" >/dev/null 2>&1; then \
+		echo "make all: weights missing, the internet answers -> make weights"; $(MAKE) --no-print-directory weights || echo "make all: make weights failed; going on without (FID/KID/IS unavailable)"; \
+	else echo "make all: weights missing and no internet: going on; FID/KID/IS will be reported unavailable (run \`make weights\` on a machine with internet, or make restore)"; fi
+	MEDTRANS_DATA=$${MEDTRANS_DATA:-data} MEDTRANS_WEIGHTS_DIR=$(WEIGHTS) PYTHON=$(BIN)/python $(if $(RUN),EXPORT=$(RUN)) \
+		docker/scripts/compose-run.sh $(STUDY) $(if $(filter cuda,$(VARIANT)),--gpu)
+
+archive: setup ## one folder to copy: docker save of every image, wheelhouse, weights, studies, checksums
+	TAG=$$($(BIN)/python docker/scripts/requirements.py --version)-$(VARIANT) WHEELHOUSE=$(WHEELHOUSE) WEIGHTS=$(WEIGHTS) \
+		PYTHON=$(BIN)/python docker/scripts/archive.sh $(ARCHIVE)
+
+restore: ## load an archive (ARCHIVE=DIR): checksums, images (ids checked), wheelhouse, weights
+	WHEELHOUSE=$(WHEELHOUSE) WEIGHTS=$(WEIGHTS) docker/scripts/restore.sh $(ARCHIVE)
+
+docker-e2e: setup ## the real-engine end-to-end test alone (also part of make test)
+	$(BIN)/python -m pytest -q tests/test_containers_e2e.py
 
 test: setup ## run the tests
 	$(BIN)/python -m pytest -q
@@ -33,4 +89,4 @@ lint: setup
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf runs bench-results .pytest_cache .ruff_cache
+	rm -rf runs bench-results .pytest_cache .ruff_cache build/docker/runs  # keeps wheelhouse/ and weights/

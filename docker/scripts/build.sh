@@ -52,7 +52,12 @@ ln -s "$WH" "$serve/wheelhouse"
 
 # Serve the wheels to the builds on 127.0.0.1 (builds use the host network: no BuildKit-only
 # `RUN --mount` needed, and the wheels never become an image layer).
-port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# A fixed port: the URL is a build argument, and a changed value would invalidate the build cache.
+port=${WHEEL_PORT:-38765}
+if ! "$PY" -c "import socket, sys; s=socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1])))" "$port" 2>/dev/null; then
+    port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    echo "build: port ${WHEEL_PORT:-38765} busy; serving the wheels on $port (the build cache will not be reused)"
+fi
 "$PY" -m http.server --bind 127.0.0.1 --directory "$serve" "$port" >/dev/null 2>&1 &
 server_pid=$!
 for _ in $(seq 50); do

@@ -28,7 +28,7 @@ mkdir -p "$RECORDS"
 : > "$RECORDS/stages.tsv"
 compose() { docker/scripts/compose.sh --file "$ROOT/compose.yaml" --profile "$profile" "$@"; }
 
-stages=(preprocess cyclegan maskgan unsb spade segment metrics report)
+read -r -a stages <<< "${STAGES:-preprocess cyclegan maskgan unsb spade segment metrics report}"
 echo "compose-run: study $MEDTRANS_STUDY_NAME ($study), images medtrans/*:$MEDTRANS_TAG, profile $profile, volume medtrans-run-$MEDTRANS_STUDY_NAME"
 for stage in "${stages[@]}"; do
     image=medtrans/$stage:$MEDTRANS_TAG
@@ -54,11 +54,11 @@ done
 
 EXPORT=${EXPORT-runs/$MEDTRANS_STUDY_NAME}
 if [ -n "$EXPORT" ]; then
-    # the run volume -> a host folder, through the report image's tar (no network, read-only)
+    # the run volume -> a host folder, through a stage image's tar (no network, read-only)
     tmp="$EXPORT.export.$$"
     mkdir -p "$tmp"
-    docker run --rm --network none --user 10001:10001 --entrypoint tar \
-        -v "medtrans-run-$MEDTRANS_STUDY_NAME:/medtrans/run:ro" "medtrans/report:$MEDTRANS_TAG" \
+    docker run --rm --pull never --network none --user 10001:10001 --entrypoint tar \
+        -v "medtrans-run-$MEDTRANS_STUDY_NAME:/medtrans/run:ro" "medtrans/${stages[0]}:$MEDTRANS_TAG" \
         -C /medtrans/run -cf - . | tar -C "$tmp" --no-same-owner -xf -
     if [ -e "$EXPORT" ]; then
         old="$EXPORT.previous-$(date -u +%Y%m%dT%H%M%SZ)"

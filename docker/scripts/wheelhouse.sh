@@ -11,6 +11,7 @@ TORCH_VARIANT=${TORCH_VARIANT:-cpu}
 EXTRAS=${EXTRAS:-preprocess,translate,segment,metrics,report}
 
 mkdir -p "$WH"
+rm -f "$WH"/*.whl "$WH/SHA256SUMS"   # one version per package: stale wheels would win the resolution
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 

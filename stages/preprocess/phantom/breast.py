@@ -61,7 +61,8 @@ def anatomy(rng: np.random.Generator, shape: tuple[int, int, int]) -> BreastAnat
     chest = vc0 + 0.08 * ((u - 0.5) / 0.5) ** 2  # chest wall curves backwards laterally
     sep = rng.uniform(0.2, 0.24)
     wc = rng.uniform(0.45, 0.55)
-    prof = np.sqrt(np.clip(1.0 - ((w - wc) / 0.65) ** 2, 0.05, 1.0))
+    # the breasts fade out towards the first and last slices (slices without anatomy exist)
+    prof = np.sqrt(np.clip(1.0 - ((w - wc) / 0.5) ** 2, 1e-4, 1.0))
 
     breast = np.zeros(shape, bool)
     radial = np.full(shape, 2.0, np.float32)

@@ -61,7 +61,9 @@ def _write_index(folder: Path, size: int, patients: int, slices: int, seed: int)
                 write_png(folder / "images" / f"{sid}.png", img)
                 write_png(folder / "masks" / f"{sid}.png", lab)
                 present = "|".join(n for k, n in enumerate(STRUCTURES, 1) if (lab == k).any())
-                rows.append([sid, pid, domain, role, splits[p], s, f"images/{sid}.png", f"masks/{sid}.png", present])
+                rows.append(
+                    [sid, pid, domain, role, splits[p], s, f"images/{sid}.png", f"masks/{sid}.png", present]
+                )
     pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(folder / "index.csv", index=False)
 
 
@@ -84,7 +86,9 @@ def study_dict(size: int, models: dict[str, dict], seed: int = 3) -> dict:
     }
 
 
-def known_mapping_run(root: Path, size: int = 32, patients: int = 6, slices: int = 6, seed: int = 0) -> RunLayout:
+def known_mapping_run(
+    root: Path, size: int = 32, patients: int = 6, slices: int = 6, seed: int = 0
+) -> RunLayout:
     """A run folder whose `preprocess/synth/` is complete (manifest included), made by a
     one-off unit that writes the synthetic slices."""
     layout = RunLayout(Path(root))
@@ -100,4 +104,235 @@ def known_mapping_run(root: Path, size: int = 32, patients: int = 6, slices: int
 
 
 def tiny(**schedule) -> dict:
-    return {"ngf": 8, "ndf": 8, "n_blocks": 2, "schedule": {"n_epochs": 1, "n_epochs_decay": 1, "iters_per_epoch": 3, **schedule}}
+    return {
+        "ngf": 8,
+        "ndf": 8,
+        "n_blocks": 2,
+        "schedule": {"n_epochs": 1, "n_epochs_decay": 1, "iters_per_epoch": 3, **schedule},
+    }
+
+
+def held_out_error(model_name: str, settings: dict, root: Path, seed: int = 3) -> tuple[float, float, float]:
+    """Train `model_name` briefly on the known-mapping task; mean absolute error (gray
+    levels) of the held-out source test slices against the known answer `target_of`:
+    (untrained, trained, copying the input)."""
+    from medtrans.shared.config.translate import TranslateConfig
+    from medtrans.shared.imageio import from_unit
+    from medtrans.shared.seeding import seed_everything
+    from medtrans.stages.translate import infer, loop
+    from medtrans.stages.translate.data import TrainData, load_split
+    from medtrans.stages.translate.registry import get_model
+
+    layout = known_mapping_run(root, size=32, patients=6, slices=6)
+    index = SliceIndex.load(layout.preprocess("synth"))
+    split = {
+        s: load_split(index, r, s2, 32, 3, 10 / 255)
+        for s, (r, s2) in {
+            "a": ("source", "train"),
+            "b": ("target", "train"),
+            "test": ("source", "test"),
+        }.items()
+    }
+    config = TranslateConfig.model_validate({model_name: settings}).settings(model_name)
+    seed_everything(seed)
+    model = get_model(model_name)(config, n_classes=3, image_size=32, device=torch.device("cpu"), seed=seed)
+    want = np.stack([target_of(from_unit(x)) for x in split["test"].images]).astype(float)
+    untrained = np.abs(infer.translate_split(model, split["test"]) - want).mean()
+    loop.train(model, TrainData(split["a"], split["b"]), config.schedule, root / "work", seed)
+    trained = np.abs(infer.translate_split(model, split["test"]) - want).mean()
+    copy = np.abs(from_unit(split["test"].images).astype(float) - want).mean()
+    return float(untrained), float(trained), float(copy)
+
+
+# ----------------------------------------------------------------------------------------
+# tests
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: the 2 CI cores are shared, and oversubscribed OpenMP threads
+    make tiny convolutions 10-20x slower; results do not depend on it within a process."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def synth_run(tmp_path_factory) -> RunLayout:
+    return known_mapping_run(tmp_path_factory.mktemp("synth"), size=32, patients=5, slices=4)
+
+
+def _fresh(synth_run: RunLayout, dest: Path) -> RunLayout:
+    import shutil
+
+    shutil.copytree(synth_run.root / "preprocess", dest / "preprocess")
+    return RunLayout(dest)
+
+
+def _unit(layout: RunLayout, model: str, **schedule):
+    from medtrans.stages.translate.stage import plan
+
+    study = parse_study(study_dict(32, {model: tiny(**schedule)}))
+    (unit,) = plan(study, layout)
+    return unit
+
+
+def test_lr_schedule_constant_then_linear_to_zero():
+    from medtrans.stages.translate.loop import lr_factor
+
+    assert [lr_factor(e, 2, 3) for e in range(5)] == pytest.approx([1, 1, 0.75, 0.5, 0.25])
+    assert lr_factor(5, 2, 3) == pytest.approx(0.0)  # the epoch after the last: zero
+    assert [lr_factor(e, 3, 0) for e in range(3)] == [1, 1, 1]
+
+
+def test_pairing_is_seeded_unpaired_and_covers_the_source():
+    from medtrans.stages.translate.data import pair_indices
+
+    a1, b1 = pair_indices(5, 0, n_source=10, n_target=7, iters=5, batch_size=2)
+    a2, b2 = pair_indices(5, 0, n_source=10, n_target=7, iters=5, batch_size=2)
+    a3, b3 = pair_indices(5, 1, n_source=10, n_target=7, iters=5, batch_size=2)
+    assert a1.shape == b1.shape == (5, 2)
+    assert np.array_equal(a1, a2) and np.array_equal(b1, b2)  # a pure function of (seed, epoch)
+    assert sorted(a1.ravel()) == list(range(10))  # each source slice once per epoch
+    assert not (np.array_equal(a1, a3) and np.array_equal(b1, b3))  # epochs differ
+    assert b1.min() >= 0 and b1.max() < 7
+    a4, _ = pair_indices(5, 0, n_source=3, n_target=7, iters=4, batch_size=2)  # longer epoch: wraps
+    assert np.bincount(a4.ravel(), minlength=3).min() >= 2
+
+
+def test_foreground_mask_threshold_opening_holes_largest_component():
+    from medtrans.stages.translate.foreground import foreground_mask
+
+    img, labels = phantom_slice(np.random.default_rng(1), 64)
+    img = img.copy()
+    img[labels == 2] = 0  # a hole inside the body: filled
+    img[2:4, 2:4] = 200  # a speck outside: removed by the opening
+    img[50:64, 0:6] = 150  # a second, smaller component: dropped
+    fg = foreground_mask(img, threshold=10 / 255)
+    body = labels > 0
+    iou = (fg & body).sum() / (fg | body).sum()
+    assert iou > 0.95
+    assert not fg[2:4, 2:4].any() and not fg[55:64, 0:4].any()
+    assert fg[labels == 2].all()
+    assert not foreground_mask(np.zeros((32, 32), np.uint8)).any()
+
+
+def test_load_split_reads_the_index_contract(synth_run):
+    from medtrans.stages.translate.data import load_split
+
+    index = SliceIndex.load(synth_run.preprocess("synth"))
+    split = load_split(index, "source", "test", 32, n_classes=3, fg_threshold=10 / 255)
+    assert split.ids == sorted(index.select("source", "test").slice_id)
+    assert split.images.shape == (len(split), 32, 32) and split.images.dtype == np.float32
+    assert split.images.min() >= -1 and split.images.max() <= 1
+    assert split.masks.dtype == np.int64 and set(np.unique(split.masks)) <= {0, 1, 2}
+    assert ((split.masks > 0) == (split.fg > 0)).mean() > 0.95  # foreground ~ the body
+    with pytest.raises(ValueError, match="classes"):
+        load_split(index, "source", "test", 32, n_classes=2)
+
+
+@pytest.mark.parametrize("model", ["cyclegan", "maskgan"])
+def test_outputs_match_the_source_test_split(synth_run, tmp_path, model):
+    layout = _fresh(synth_run, tmp_path)
+    unit = _unit(layout, model)
+    execute(unit, layout)
+    out = unit.out
+    index = SliceIndex.load(layout.preprocess("synth"))
+    ids = sorted(index.select("source", "test").slice_id)
+    assert sorted(p.stem for p in (out / "test").glob("*.png")) == ids
+    for sid in ids:
+        img = read_png(out / "test" / f"{sid}.png")
+        assert img.shape == (32, 32) and img.dtype == np.uint8
+    from PIL import Image
+
+    with Image.open(out / "test" / f"{ids[0]}.png") as im:
+        assert im.mode == "L"
+    losses = pd.read_csv(out / "losses.csv")
+    assert list(losses.columns[:2]) == ["iteration", "epoch"]
+    assert {"G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B"} <= set(losses.columns)
+    assert losses.iteration.iloc[-1] == 6 and np.isfinite(losses.iloc[:, 2:].to_numpy()).all()
+    assert (out / "losses.png").is_file() and (out / "checkpoints" / "last.pt").is_file()
+    grid = read_png(out / "samples.png")
+    n_cols = 4 if model == "maskgan" else 2  # source, translation, [foreground, attention]
+    assert grid.shape == (4 * 32 + 3 * 2, n_cols * 32 + (n_cols - 1) * 2)
+    import json
+
+    extra = json.loads((out / "manifest.json").read_text())["extra"]
+    assert extra["iterations"] == 6 and extra["seconds_per_iteration"] > 0
+    assert set(extra["final_losses"]) >= {"G_A", "D_A"}
+
+
+class Interrupt(RuntimeError):
+    pass
+
+
+@pytest.mark.parametrize("model", ["cyclegan", "maskgan"])
+def test_resume_continues_exactly(synth_run, tmp_path, monkeypatch, model):
+    """Interrupted after 4 of 6 iterations (checkpoint after epoch 1 = 3 iterations), then
+    rerun: the same weights, optimizer state, test images and loss log as one straight run."""
+    from medtrans.stages.translate import loop
+
+    straight = _fresh(synth_run, tmp_path / "straight")
+    u1 = _unit(straight, model)
+    execute(u1, straight)
+
+    broken = _fresh(synth_run, tmp_path / "broken")
+    u2 = _unit(broken, model)
+
+    def hook(progress):
+        if progress.iteration == 4:
+            raise Interrupt
+
+    monkeypatch.setattr(loop, "ITERATION_HOOKS", [hook])
+    with pytest.raises(Interrupt):
+        execute(u2, broken)
+    partial = u2.out.parent / f".{u2.out.name}.partial"
+    assert torch.load(partial / "checkpoints" / "last.pt", weights_only=False)["epoch"] == 1
+    monkeypatch.setattr(loop, "ITERATION_HOOKS", [])
+    torch.manual_seed(12345)  # a resumed run must not depend on the process's RNG state
+    execute(u2, broken)
+
+    import json
+
+    assert json.loads((u2.out / "manifest.json").read_text())["extra"]["resumed_from_iteration"] == 3
+    c1 = torch.load(u1.out / "checkpoints" / "last.pt", weights_only=False)
+    c2 = torch.load(u2.out / "checkpoints" / "last.pt", weights_only=False)
+    for net in c1["networks"]:
+        for k, v in c1["networks"][net].items():
+            assert torch.equal(v, c2["networks"][net][k]), f"{net}.{k}"
+    for opt in c1["optimizers"]:
+        for pid, st in c1["optimizers"][opt]["state"].items():
+            assert torch.equal(st["exp_avg_sq"], c2["optimizers"][opt]["state"][pid]["exp_avg_sq"])
+    assert (u1.out / "losses.csv").read_bytes() == (u2.out / "losses.csv").read_bytes()
+    for p in sorted((u1.out / "test").glob("*.png")):
+        assert p.read_bytes() == (u2.out / "test" / p.name).read_bytes()
+
+
+def test_two_runs_give_identical_outputs(synth_run, tmp_path):
+    runs = []
+    for name in ("one", "two"):
+        layout = _fresh(synth_run, tmp_path / name)
+        unit = _unit(layout, "maskgan")
+        execute(unit, layout)
+        runs.append(unit.out)
+    files = sorted(p.relative_to(runs[0]) for p in (runs[0] / "test").glob("*.png"))
+    assert files
+    for rel in [*files, Path("samples.png"), Path("losses.csv")]:
+        assert (runs[0] / rel).read_bytes() == (runs[1] / rel).read_bytes(), rel
+
+
+def test_plan_one_unit_per_task_and_enabled_model(tmp_path):
+    from medtrans.shared.config import load_study
+    from medtrans.stages.translate.stage import plan
+
+    study = load_study(Path(__file__).resolve().parent.parent / "studies" / "demo.yaml")
+    layout = RunLayout(tmp_path)
+    units = plan(study, layout)
+    assert [u.label for u in units] == [
+        f"translate/{t}/{m}" for t in study.tasks for m in study.translate.models
+    ]
+    assert all(u.inputs == [layout.preprocess(u.name[0])] for u in units)
+    only = plan(study, layout, models=("maskgan",))
+    assert [u.name for u in only] == [(t, "maskgan") for t in study.tasks]
+    assert only[0].config_digest != plan(study, layout, models=("cyclegan",))[0].config_digest

@@ -52,6 +52,7 @@ def plan(
                     version=VERSION,
                     seeds={"translate": seed},
                     hint="run `medtrans preprocess` first",
+                resumable=True,
                 )
             )
     return units

@@ -115,3 +115,16 @@ def test_committed_lock_file_is_valid():
     files = W.read_lock()
     for name, pin in files.items():
         assert len(pin["sha256"]) == 64 and pin["sha256"].startswith(W.name_prefix(name))
+
+
+def test_module_entry_point_runs_offline(tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "medtrans.stages.metrics.weights", "verify", "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 1 and "make weights" in out.stderr and str(tmp_path) in out.stderr

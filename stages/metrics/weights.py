@@ -199,8 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     folder = a.dir if a.dir is not None else weights_dir()
     try:
         if a.action == "fetch":
+            had_pin = STANDARD_NAME in read_lock(a.lock)
             f = fetch(folder, a.url, lock=a.lock)
-            print(f"ok {f.path} sha256 {f.sha256} (pinned in {a.lock or LOCK_PATH})")
+            how = "matches the pin in" if had_pin else "full sha256 recorded in; commit"
+            print(f"ok {f.path} sha256 {f.sha256} ({how} {a.lock or LOCK_PATH})")
         else:
             f, pinned = verify(folder, lock=a.lock)
             how = "matches the full pin" if pinned else "prefix only; full hash not pinned yet (run fetch)"

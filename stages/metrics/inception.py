@@ -232,7 +232,7 @@ def load_inception(file: VerifiedFile, device: str | torch.device = "cpu") -> FI
     except pickle.UnpicklingError:
         if not file.standard:
             raise
-        # the published file is pinned by its full sha256, so its pickle is known content
+        # the published file, verified by its sha256 (name prefix, and the full pin once locked)
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
     state = _state_dict_from(obj)
     model = FIDInception()

@@ -26,7 +26,6 @@ import multiprocessing as mp
 import os
 import sys
 import tempfile
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from importlib import metadata
@@ -96,9 +95,10 @@ def _worker_init() -> None:
     _WORKER["tmp"] = tempfile.mkdtemp(prefix="medtrans-frd-")
 
 
-def _extract(image: np.ndarray) -> tuple[list[str], list[float]]:
+def _extract(image: np.ndarray) -> tuple[list[str], list[float]] | str:
     """frd-score's own per-image v1 extraction of one 8-bit image (written as a PNG, as frd-score
-    would read it from a folder)."""
+    would read it from a folder). A failure (PyRadiomics cannot bin a constant image) comes back
+    as its message: that image gets NaN features, which frd-score v1 drops."""
     from frd_score import frd as frd_lib
     from PIL import Image
 
@@ -106,11 +106,14 @@ def _extract(image: np.ndarray) -> tuple[list[str], list[float]]:
         _worker_init()
     path = os.path.join(_WORKER["tmp"], f"{os.getpid()}.png")
     Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), mode="L").save(path)
-    result = frd_lib.process_image_mask_pair(
-        (path, None), feature_extractor=_WORKER["extractor"], frd_version=FRD_VERSION
-    )
+    try:
+        result = frd_lib.process_image_mask_pair(
+            (path, None), feature_extractor=_WORKER["extractor"], frd_version=FRD_VERSION
+        )
+    except Exception as err:  # noqa: BLE001 - PyRadiomics raises many kinds
+        return f"{type(err).__name__}: {err}"
     if result is None:
-        raise FRDError("frd-score extracted no features (mask of <= 1 pixel)")
+        return "no features (mask of <= 1 pixel)"
     values, named, _ = result
     return list(named.keys()), [float(v) for v in values]
 
@@ -169,7 +172,6 @@ def extract_radiomics(
     cache_dir: str | Path | None = None,
     names: list[str] | None = None,
     show_progress: bool = True,
-    on_done: Callable[[int], None] | None = None,
 ) -> RadiomicsFeatures:
     """frd-score v1 features of every (H, W) uint8 image in `images`, over `workers` processes.
 
@@ -181,6 +183,7 @@ def extract_radiomics(
     cache = FeatureCache(cache_dir)
     keys = [image_key(img) for img in images]
     found: dict[str, tuple[list[str], np.ndarray]] = {}
+    failed: dict[str, str] = {}
     todo: dict[str, int] = {}
     for i, key in enumerate(keys):
         if key in found or key in todo:
@@ -201,22 +204,35 @@ def extract_radiomics(
 
         with ProcessPoolExecutor(max_workers=n, mp_context=_context(), initializer=_worker_init) as pool:
             results = pool.map(_extract, [images[i] for _, i in items], chunksize=1)
-            for (key, i), (fnames, values) in (
-                progress(zip(items, results, strict=True), "FRD radiomics", total=len(items))
-                if show_progress
-                else zip(items, results, strict=True)
+            pairs = zip(items, results, strict=True)
+            for (key, _), result in (
+                progress(pairs, "FRD radiomics", total=len(items)) if show_progress else pairs
             ):
-                cache.put(key, fnames, values)
-                found[key] = (fnames, np.asarray(values, dtype=np.float64))
-                if on_done:
-                    on_done(i)
-    first = found[keys[0]][0]
+                if isinstance(result, str):
+                    failed[key] = result
+                    continue
+                cache.put(key, *result)
+                found[key] = (result[0], np.asarray(result[1], dtype=np.float64))
+    if not found:
+        first_key = next(iter(failed))
+        raise FRDError(f"{labels[keys.index(first_key)]}: radiomics extraction failed ({failed[first_key]})")
+    for key, message in failed.items():
+        log.warning(
+            "FRD: %s: radiomics extraction failed (%s); its features are NaN",
+            labels[keys.index(key)],
+            message,
+        )
+    ref_key = next(k for k in keys if k in found)
+    first = found[ref_key][0]
     rows = []
     for key, label in zip(keys, labels, strict=True):
+        if key in failed:
+            rows.append(np.full(len(first), np.nan))
+            continue
         fnames, values = found[key]
         if fnames != first:
             raise FRDError(
-                f"{label}: its radiomics features differ from those of {labels[0]} "
+                f"{label}: its radiomics features differ from those of {labels[keys.index(ref_key)]} "
                 "(images of different sizes?)"
             )
         rows.append(values)

@@ -70,7 +70,9 @@ class SWDDescriptors:
 
     @classmethod
     def from_numpy(cls, arrays: dict[str, np.ndarray], channels: int) -> "SWDDescriptors":
-        keys = sorted((k for k in arrays if k.startswith("swd_")), key=lambda k: -int(k[4:]))
+        keys = sorted(
+            (k for k in arrays if k.startswith("swd_") and k[4:].isdigit()), key=lambda k: -int(k[4:])
+        )
         return cls(
             tuple(int(k[4:]) for k in keys), [torch.from_numpy(np.asarray(arrays[k])) for k in keys], channels
         )

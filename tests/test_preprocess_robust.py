@@ -114,11 +114,12 @@ def _damage(raw: Path) -> dict[str, str]:
     (raw / "ct" / "broken.nii.gz").write_bytes(b"\x1f\x8b\x08\x00 this is not gzip data")
     shutil.copy(raw / "ct_masks" / f"{ct[4]}.nii.gz", raw / "ct_masks" / "broken.nii.gz")
     (raw / "ct" / "readme.txt").write_text("scanner notes")
+    kinds = ("corrupt", "truncated", "nopixels", "mixed", "shape", "empty", "nan", "noslices")
     return {
-        "corrupt": mri[0], "truncated": mri[1], "nopixels": mri[2], "mixed": mri[3],
-        "shape": ct[0], "empty": ct[1], "nan": ct[2], "noslices": ct[3],
-        "unreadable": "broken", "unsupported": "readme",
-    }  # fmt: skip
+        **dict(zip(kinds, [*mri[:4], *ct[:4]], strict=True)),
+        "unreadable": "broken",
+        "unsupported": "readme",
+    }
 
 
 @pytest.fixture(scope="module")

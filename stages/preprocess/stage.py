@@ -148,6 +148,13 @@ def build_task(study: StudyConfig, name: str, task: TaskConfig, ctx: UnitContext
     except SourceError as err:
         raise StageInputError(str(err)) from None
     rois = tuple(getattr(src, "rois", ()))
+    if any(c.totalseg for c in cases):  # fail early and clearly, before any case is read
+        from medtrans.stages.preprocess.totalseg import WeightsMissing, check_weights
+
+        try:
+            check_weights(rois)
+        except WeightsMissing as err:
+            raise StageInputError(str(err)) from None
     settings = settings_for(study, task, rois)
     t0 = time.perf_counter()
     results: list[Sliced] = list(

@@ -336,3 +336,23 @@ def test_plan_one_unit_per_task_and_enabled_model(tmp_path):
     only = plan(study, layout, models=("maskgan",))
     assert [u.name for u in only] == [(t, "maskgan") for t in study.tasks]
     assert only[0].config_digest != plan(study, layout, models=("cyclegan",))[0].config_digest
+
+
+def test_stage_on_the_smoke_study(smoke_preprocessed, copy_run, smoke_study):
+    """End to end on the preprocess stage's real output: CycleGAN and MaskGAN for both
+    tasks through the runner; translated ids = source test ids, 8-bit, image_size."""
+    from medtrans.stages.runner import run_stage
+
+    layout = copy_run(smoke_preprocessed)
+    outcomes = run_stage("translate", smoke_study, layout, models=("cyclegan", "maskgan"))
+    assert [o.result for o in outcomes] == ["ran"] * 4
+    size = smoke_study.preprocess.image_size
+    for task in smoke_study.tasks:
+        ids = sorted(SliceIndex.for_task(layout, task).select("source", "test").slice_id)
+        for model in ("cyclegan", "maskgan"):
+            out = layout.translate(task, model)
+            assert (out / "manifest.json").is_file()
+            assert sorted(p.stem for p in (out / "test").glob("*.png")) == ids
+            assert all(read_png(out / "test" / f"{i}.png").shape == (size, size) for i in ids)
+    again = run_stage("translate", smoke_study, layout, models=("cyclegan",))
+    assert [o.result for o in again] == ["skipped"] * 2

@@ -87,12 +87,13 @@ class UNSBConfig(Config):
 
     @model_validator(mode="after")
     def _nce_layers_exist(self) -> "UNSBConfig":
-        if not self.nce_layers or sorted(set(self.nce_layers)) != list(self.nce_layers) or min(self.nce_layers) < 0:
+        layers = list(self.nce_layers)
+        if not layers or sorted(set(layers)) != layers or layers[0] < 0:
             raise ValueError("nce_layers must be distinct, increasing and >= 0")
         if max(self.nce_layers) >= 12 + self.n_blocks:
             raise ValueError(
-                f"nce_layers {list(self.nce_layers)} needs layer {max(self.nce_layers)} but the generator has "
-                f"12 + n_blocks = {12 + self.n_blocks} layers (raise n_blocks or drop the layer)"
+                f"nce_layers {layers} needs layer {layers[-1]} but the generator has 12 + n_blocks = "
+                f"{12 + self.n_blocks} layers (raise n_blocks or drop the layer)"
             )
         return self
 

@@ -61,7 +61,10 @@ def vgg_weights_path(config: SPADEConfig) -> Path:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
         if not h.hexdigest().startswith(prefix):
-            raise ValueError(f"{path}: sha256 {h.hexdigest()[:8]}... does not match the name's {prefix}; re-fetch it (`make weights`)")
+            raise ValueError(
+                f"{path}: sha256 {h.hexdigest()[:8]}... does not match the name's {prefix}; "
+                "re-fetch it (`make weights`)"
+            )
     return path
 
 
@@ -70,13 +73,17 @@ class SPADE(Translator):
     uses_masks = True
     uses_foreground = True  # for `label_source: foreground`
 
-    def __init__(self, config: SPADEConfig, *, n_classes: int, image_size: int, device: torch.device, seed: int):
+    def __init__(
+        self, config: SPADEConfig, *, n_classes: int, image_size: int, device: torch.device, seed: int
+    ):
         super().__init__(config, n_classes=n_classes, image_size=image_size, device=device, seed=seed)
         c = config
         self.label_nc = n_classes if c.label_source == "masks" else 2
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derive_seed(seed, "spade", "init"))
-            self.G = SPADEGenerator(self.label_nc, image_size, c.ngf, c.spade_hidden, c.max_upsampling, c.min_latent)
+            self.G = SPADEGenerator(
+                self.label_nc, image_size, c.ngf, c.spade_hidden, c.max_upsampling, c.min_latent
+            )
             self.D = MultiscaleD(self.label_nc + 1, c.ndf, c.n_layers_d, c.num_d)
             init_xavier(self.G, c.init_gain)
             init_xavier(self.D, c.init_gain)
@@ -126,7 +133,11 @@ class SPADE(Translator):
         pred_fake, pred_real = self._discriminate(seg, fake, real)
         loss_gan = hinge_g_loss(pred_fake)
         loss_feat = feature_matching_loss(pred_fake, pred_real, c.lambda_feat)
-        loss_vgg = self.vgg(fake, real) * c.lambda_vgg if self.vgg is not None else torch.zeros((), device=self.device)
+        loss_vgg = (
+            self.vgg(fake, real) * c.lambda_vgg
+            if self.vgg is not None
+            else torch.zeros((), device=self.device)
+        )
         loss_g = loss_gan + loss_feat + loss_vgg
         loss_g.backward()
         self._opts["G"].step()

@@ -46,7 +46,9 @@ def one_hot(labels: Tensor, n_classes: int) -> Tensor:
     """(B,H,W) int64 in 0..K-1 -> (B,K,H,W) float one-hot; refuses out-of-range labels (the
     reference's users trip over 0/255 maps)."""
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
-        raise ValueError(f"label map values must be in 0..{n_classes - 1}, got {int(labels.min())}..{int(labels.max())}")
+        raise ValueError(
+            f"label map values must be in 0..{n_classes - 1}, got {int(labels.min())}..{int(labels.max())}"
+        )
     return F.one_hot(labels.long(), n_classes).permute(0, 3, 1, 2).float()
 
 
@@ -87,7 +89,15 @@ class SPADEResBlock(nn.Module):
 class SPADEGenerator(nn.Module):
     """Label map (B,K,H,W) one-hot -> image (B,1,H,W) in [-1, 1]."""
 
-    def __init__(self, label_nc: int, image_size: int, ngf: int = 64, hidden: int = 128, max_up: int = 5, min_latent: int = 4):
+    def __init__(
+        self,
+        label_nc: int,
+        image_size: int,
+        ngf: int = 64,
+        hidden: int = 128,
+        max_up: int = 5,
+        min_latent: int = 4,
+    ):
         super().__init__()
         nf = ngf
         self.n_up = n_upsampling(image_size, max_up, min_latent)
@@ -110,7 +120,7 @@ class SPADEGenerator(nn.Module):
         x = self.head_0(x, seg)
         blocks = [self.G_middle_0, self.G_middle_1, self.up_0, self.up_1, self.up_2, self.up_3]
         ups = [self.upsample_before[0], False] + self.upsample_before[1:]
-        for block, up in zip(blocks, ups):
+        for block, up in zip(blocks, ups, strict=True):
             if up:
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
             x = block(x, seg)
@@ -158,7 +168,9 @@ class MultiscaleD(nn.Module):
 # -- losses ------------------------------------------------------------------------------
 def hinge_d_loss(preds: list[list[Tensor]], real: bool) -> Tensor:
     """The discriminator's hinge loss on each scale's final map, averaged over scales."""
-    losses = [(-torch.clamp(p[-1] - 1, max=0) if real else -torch.clamp(-p[-1] - 1, max=0)).mean() for p in preds]
+    losses = [
+        (-torch.clamp(p[-1] - 1, max=0) if real else -torch.clamp(-p[-1] - 1, max=0)).mean() for p in preds
+    ]
     return sum(losses) / len(losses)
 
 
@@ -170,8 +182,8 @@ def feature_matching_loss(fake: list[list[Tensor]], real: list[list[Tensor]], we
     """L1 between the discriminators' intermediate outputs (the final map excluded) for fake
     and (detached) real, weight / num_d per layer, summed."""
     total = torch.zeros((), device=fake[0][0].device)
-    for pf, pr in zip(fake, real):
-        for f, r in zip(pf[:-1], pr[:-1]):
+    for pf, pr in zip(fake, real, strict=True):
+        for f, r in zip(pf[:-1], pr[:-1], strict=True):
             total = total + F.l1_loss(f, r.detach()) * weight / len(fake)
     return total
 
@@ -242,10 +254,12 @@ class VGGLoss(nn.Module):
         super().__init__()
         self.vgg = VGG19Features()
         state = torch.load(weights_file, map_location="cpu", weights_only=True)
-        feats = {k: v for k, v in state.items() if k.startswith("features.") and int(k.split(".")[1]) < _SLICES[-1]}
+        feats = {
+            k: v for k, v in state.items() if k.startswith("features.") and int(k.split(".")[1]) < _SLICES[-1]
+        }
         self.vgg.load_state_dict(feats, strict=True)
         self.vgg.eval()
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         fx, fy = self.vgg(x.repeat(1, 3, 1, 1)), self.vgg(y.repeat(1, 3, 1, 1))
-        return sum(w * F.l1_loss(a, b.detach()) for w, a, b in zip(self.WEIGHTS, fx, fy))
+        return sum(w * F.l1_loss(a, b.detach()) for w, a, b in zip(self.WEIGHTS, fx, fy, strict=True))

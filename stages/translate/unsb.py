@@ -55,7 +55,9 @@ class UNSB(Translator):
     uses_masks = False
     uses_foreground = False
 
-    def __init__(self, config: UNSBConfig, *, n_classes: int, image_size: int, device: torch.device, seed: int):
+    def __init__(
+        self, config: UNSBConfig, *, n_classes: int, image_size: int, device: torch.device, seed: int
+    ):
         super().__init__(config, n_classes=n_classes, image_size=image_size, device=device, seed=seed)
         c = config
         if image_size < 32:
@@ -67,7 +69,9 @@ class UNSB(Translator):
             self.E = TimePatchD(4, c.ndf, c.n_layers_d)
             with torch.no_grad():  # the projection MLPs' input widths, from one dry run
                 x = torch.zeros(1, 1, image_size, image_size)
-                feats = self.G.encode(x, torch.zeros(1, dtype=torch.long), torch.zeros(1, self.G.z_dim), c.nce_layers)
+                feats = self.G.encode(
+                    x, torch.zeros(1, dtype=torch.long), torch.zeros(1, self.G.z_dim), c.nce_layers
+                )
             self.F = PatchSampleF([f.shape[1] for f in feats], c.netf_nc)
             for net in (self.G, self.D, self.E, self.F):
                 init_xavier(net, c.init_gain)
@@ -75,7 +79,9 @@ class UNSB(Translator):
             net.to(self.device)
         self.times = torch.tensor(time_grid(c.num_timesteps), dtype=torch.float32, device=self.device)
         opt = dict(lr=c.lr, betas=tuple(c.betas))
-        self._opts = {name: torch.optim.Adam(net.parameters(), **opt) for name, net in self.networks().items()}
+        self._opts = {
+            name: torch.optim.Adam(net.parameters(), **opt) for name, net in self.networks().items()
+        }
         self.gen = _generator(self.device, derive_seed(seed, "unsb", "train"))
         self.prev_a: Tensor | None = None
 
@@ -133,7 +139,10 @@ class UNSB(Translator):
             feat_k = self.G.encode(src, t0, z, c.nce_layers)
         feat_k_pool, ids = self.F([f.float() for f in feat_k], c.num_patches, gen=gen)
         feat_q_pool, _ = self.F([f.float() for f in feat_q], c.num_patches, patch_ids=ids)
-        total = sum(patch_nce_loss(q, k, n, c.nce_temperature).mean() * c.lambda_nce for q, k in zip(feat_q_pool, feat_k_pool))
+        total = sum(
+            patch_nce_loss(q, k, n, c.nce_temperature).mean() * c.lambda_nce
+            for q, k in zip(feat_q_pool, feat_k_pool, strict=True)
+        )
         return total / len(c.nce_layers)
 
     def _energy(self, p: Tensor, p2: Tensor, steps: Tensor) -> tuple[Tensor, Tensor]:
@@ -238,6 +247,8 @@ class UNSB(Translator):
         self.G.train(was_training)
         return out
 
-    def panels(self, a: Tensor, mask_a: Tensor | None = None, fg_a: Tensor | None = None) -> dict[str, Tensor]:
+    def panels(
+        self, a: Tensor, mask_a: Tensor | None = None, fg_a: Tensor | None = None
+    ) -> dict[str, Tensor]:
         """The first step's x1_hat beside the final one: how much the later steps refine."""
         return {"step 1": self.trajectory(a)[0]}

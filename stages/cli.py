@@ -26,7 +26,7 @@ app = typer.Typer(
 )
 
 # Extra commands that live with their stage (e.g. `medtrans compare` with the metrics).
-EXTRA_COMMANDS: tuple[str, ...] = ("medtrans.stages.metrics.command",)
+EXTRA_COMMANDS: tuple[str, ...] = ("medtrans.stages.metrics.command", "medtrans.stages.preprocess.command")
 
 
 def _report(outcomes: list[runner.Outcome]) -> None:

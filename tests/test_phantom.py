@@ -185,3 +185,27 @@ def test_writers_and_readers_agree_on_geometry(tmp_path, fmt):
     ref = nib.as_closest_canonical(nib.Nifti1Image(vol.transpose(2, 1, 0), grid.ras_affine()))
     np.testing.assert_allclose(got.data, np.asarray(ref.dataobj), atol=1e-4)
     np.testing.assert_allclose(got.affine, ref.affine, atol=1e-3)
+
+
+def test_phantom_and_preprocess_commands(tmp_path):
+    """`medtrans phantom` writes the raw files; `medtrans preprocess` reads the study end to end."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from medtrans.stages.cli import app
+
+    study = _study(patients=3, shape=(6, 32, 32)).model_dump(mode="json")
+    study["preprocess"] = {"image_size": 32, "min_slices_per_split": 1, "workers": 1}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["phantom", "--study", str(path), "--out", str(tmp_path / "raw"), "--workers", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "read it as data" in result.output
+    assert len(list((tmp_path / "raw" / "spine" / "ct").glob("*.nii.gz"))) == 3
+    result = runner.invoke(app, ["preprocess", "--study", str(path), "--run", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run" / "preprocess" / "breast" / "index.csv").is_file()
+    assert (tmp_path / "run" / "preprocess" / "spine" / "manifest.json").is_file()

@@ -48,6 +48,8 @@ def plan(
             "seed": study.seed,
             "pseudonym_key": key_id(key),
         }
+        if isinstance(task.data, PhantomSource):  # new phantom code, new raw data: rerun
+            config["phantom_generator"] = phantom.GENERATOR_VERSION
         units.append(
             Unit(
                 stage="preprocess",

@@ -65,8 +65,8 @@ def bench_frechet(d: int = 2048, n: int = 500, seed: int = 0, repeats: int = 3) 
     mix = r.standard_normal((d, d)) / np.sqrt(d)
     a = np.maximum(r.standard_normal((n, d)) @ mix + 0.5, 0)
     b = np.maximum(r.standard_normal((n, d)) @ mix + 0.6, 0)
-    ours, t_ours = _timed(lambda: fid_result(a, b, warn=False), repeats)
-    ref, t_ref = _timed(lambda: sqrtm_fid(a, b), 1)
+    ours, t_ours, c_ours = _timed2(lambda: fid_result(a, b, warn=False), repeats)
+    ref, t_ref, c_ref = _timed2(lambda: sqrtm_fid(a, b), 1)
     return {
         "name": "frechet",
         "d": d,
@@ -75,6 +75,9 @@ def bench_frechet(d: int = 2048, n: int = 500, seed: int = 0, repeats: int = 3) 
         "ours_s": t_ours,
         "scipy_sqrtm_s": t_ref,
         "speedup": t_ref / t_ours,
+        "ours_cpu_s": c_ours,
+        "scipy_sqrtm_cpu_s": c_ref,
+        "speedup_cpu_time": c_ref / c_ours,
         "ours_value": ours.value,
         "scipy_sqrtm_value": ref,
         "rel_diff": abs(ours.value - ref) / abs(ref),

@@ -253,3 +253,65 @@ def test_totalsegmentator_integration_up_to_the_network(tmp_path, monkeypatch):
     config = json.loads((home / "config.json").read_text())
     assert config["send_usage_stats"] is False
     assert not os.environ.get("TOTALSEG_WEIGHTS_PATH")
+
+
+def test_spine_metaimage_and_verse_style_mask_names_and_values(tmp_path):
+    """MRI as MetaImage (.mha, as SPIDER ships it) and CT masks named like VerSe
+    (`<case>_ct.nii.gz` with `<case>_seg-vert_msk.nii.gz`, L1..L5 = 20..24, other vertebrae and
+    a canal label present): `mask_values` keeps L1..L5 only."""
+    import SimpleITK as sitk
+
+    root = tmp_path / "spine"
+    grid = centred_grid(SHAPE, (12.0, 6.0, 7.0), (0, 1, 0), (0, 0, -1))
+    for k in range(3):
+        r = np.random.default_rng(400 + k)
+        anat = spine.anatomy(r, SHAPE)
+        coded = np.where(anat.vertebrae > 0, anat.vertebrae + 19, 0).astype(np.uint8)
+        coded[(anat.tissue == spine.CSF)] = 100  # canal: must not become vertebrae
+        tmp = tmp_path / "tmp.nii.gz"
+        write_nifti(tmp, spine.render_mri(anat, r), grid)
+        (root / "mri").mkdir(parents=True, exist_ok=True)
+        sitk.WriteImage(sitk.ReadImage(str(tmp)), str(root / "mri" / f"{k}_t2.mha"))
+        write_nifti(tmp, coded, grid, dtype=np.uint8)
+        (root / "mri_masks").mkdir(parents=True, exist_ok=True)
+        sitk.WriteImage(sitk.ReadImage(str(tmp)), str(root / "mri_masks" / f"{k}_t2.mha"))
+        write_nifti(root / "ct" / f"sub-verse{k:03d}_ct.nii.gz", spine.render_ct(anat, r), grid)
+        write_nifti(root / "ct_masks" / f"sub-verse{k:03d}_seg-vert_msk.nii.gz", coded, grid, dtype=np.uint8)
+    data = {
+        "kind": "spine",
+        "mri": str(root / "mri"),
+        "ct": str(root / "ct"),
+        "mri_masks": str(root / "mri_masks"),
+        "ct_masks": str(root / "ct_masks"),
+        "totalsegmentator": False,
+        "mask_values": [20, 21, 22, 23, 24],
+    }
+    layout = RunLayout(tmp_path / "run")
+    run_stage("preprocess", _study(SPINE, data), layout)
+    assert read_manifest(layout.preprocess("spine")).extra["rejected"] == []
+    index = SliceIndex.for_task(layout, "spine")
+    assert index.table.groupby("domain").patient.nunique().to_dict() == {"ct": 3, "mri": 3}
+    # the canal (label 100, bright CSF on T2) stays background: few bright pixels under the masks
+    mri = index.table[index.table.domain == "mri"]
+    bright = [
+        (read_png(index.path(r.image))[read_png(index.path(r.mask)) > 0] > 235).mean()
+        for r in mri.itertuples()
+    ]
+    assert np.mean(bright) < 0.02
+
+
+def test_mask_values_keep_only_the_listed_labels():
+    from medtrans.shared.config.study import TaskConfig
+    from medtrans.stages.preprocess.adapters import _spine_labels
+    from medtrans.stages.preprocess.cases import MaskRef
+    from medtrans.stages.preprocess.worker import labels_from
+
+    coded = np.array([[0, 20, 24, 100], [18, 21, 26, 0]])
+    one = TaskConfig.model_validate({**SPINE, "data": {"kind": "phantom"}})
+    ref = MaskRef("m", _spine_labels(one, (20, 21, 22, 23, 24)))
+    np.testing.assert_array_equal(labels_from([(ref, coded)], coded.shape), [[0, 1, 1, 0], [0, 1, 0, 0]])
+    ref = MaskRef("m", _spine_labels(one, None))
+    np.testing.assert_array_equal(labels_from([(ref, coded)], coded.shape), coded > 0)
+    two = TaskConfig.model_validate({**SPINE, "structures": ["l1", "l2"], "data": {"kind": "phantom"}})
+    ref = MaskRef("m", _spine_labels(two, (20, 21)))
+    np.testing.assert_array_equal(labels_from([(ref, coded)], coded.shape), [[0, 1, 0, 0], [0, 2, 0, 0]])

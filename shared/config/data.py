@@ -34,7 +34,8 @@ class DBCSource(Config):
 
 
 class SpineSource(Config):
-    """Lumbar spine MRI and CT (DICOM or NIfTI); CT masks given or from TotalSegmentator."""
+    """Lumbar spine MRI and CT (DICOM folder, NIfTI, NRRD or MetaImage per case); masks given
+    (named after the case) or, for CT, from TotalSegmentator."""
 
     kind: Literal["spine"] = "spine"
     mri: Path
@@ -42,6 +43,8 @@ class SpineSource(Config):
     mri_masks: Path | None = None
     ct_masks: Path | None = None
     totalsegmentator: bool = True
+    # raw mask values to keep (e.g. VerSe L1..L5 = 20..24); None: every non-zero value
+    mask_values: tuple[int, ...] | None = None
     rois: tuple[str, ...] = (
         "vertebrae_L1",
         "vertebrae_L2",

@@ -12,7 +12,7 @@ import pandas as pd
 from medtrans.shared.config.data import DBCSource, FolderSource, SpineSource
 from medtrans.shared.config.study import TaskConfig
 from medtrans.stages.preprocess.cases import Case, MaskRef
-from medtrans.stages.preprocess.readers import case_key_pattern, is_nifti, is_nrrd
+from medtrans.stages.preprocess.readers import case_key_pattern, is_nrrd, is_volume_file
 
 Rejected = list[tuple[str, str]]
 
@@ -27,7 +27,7 @@ def _label(task: TaskConfig, name: str) -> int | None:
 
 def _stem(path: Path) -> str:
     name = path.name
-    for suffix in (".nii.gz", ".nii", ".seg.nrrd", ".nrrd", ".nhdr"):
+    for suffix in (".nii.gz", ".nii", ".seg.nrrd", ".nrrd", ".nhdr", ".mha", ".mhd"):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return path.stem
@@ -81,12 +81,31 @@ def dbc_cases(task: TaskConfig, src: DBCSource) -> tuple[list[Case], Rejected]:
     return cases, rejected
 
 
-def _spine_labels(task: TaskConfig) -> tuple[tuple[str, int], ...]:
-    """One structure: every non-zero label is that structure (e.g. vertebrae L1..L5 -> 1);
-    several: raw value k is structure k."""
-    if len(task.structures) == 1:
+def _spine_labels(task: TaskConfig, values: tuple[int, ...] | None) -> tuple[tuple[str, int], ...]:
+    """Raw mask values -> task labels. `values` (e.g. VerSe L1..L5 = 20..24) keeps only those
+    values: all as label 1 with one structure, the i-th as label i+1 with several. Without
+    `values`: one structure takes every non-zero value; several take raw value k as label k."""
+    k = len(task.structures)
+    if values:
+        return tuple((str(v), 1 if k == 1 else min(i + 1, k)) for i, v in enumerate(values))
+    if k == 1:
         return (("*", 1),)
-    return tuple((str(k), k) for k in range(1, len(task.structures) + 1))
+    return tuple((str(v), v) for v in range(1, k + 1))
+
+
+def _find_mask(key: str, masks: dict[str, Path]) -> Path | None:
+    """The mask of a case: same name, else a file naming the case (or the case name without
+    its last `_part`, e.g. sub-verse004_ct -> sub-verse004_seg-vert_msk) as a whole token."""
+    if key in masks:
+        return masks[key]
+    for name in (key, key.rsplit("_", 1)[0] if "_" in key else None):
+        if not name:
+            continue
+        pattern = case_key_pattern(name)
+        found = [p for stem, p in masks.items() if pattern.search(stem)]
+        if len(found) == 1:
+            return found[0]
+    return None
 
 
 def _domain_of(task: TaskConfig, modality: str) -> str:
@@ -102,14 +121,14 @@ def spine_cases(task: TaskConfig, src: SpineSource) -> tuple[list[Case], Rejecte
     `totalsegmentator` is on and no mask folder is given) computed by TotalSegmentator."""
     rejected: Rejected = []
     cases = []
-    labels = _spine_labels(task)
+    labels = _spine_labels(task, src.mask_values)
     for modality, root, masks in (("MR", src.mri, src.mri_masks), ("CT", src.ct, src.ct_masks)):
         domain = _domain_of(task, modality)
         root = _need(root, f"spine {modality}")
         mask_files = {}
         if masks is not None:
             for p in sorted(_need(masks, f"spine {modality} mask").rglob("*")):
-                if p.is_file() and (is_nifti(p) or is_nrrd(p)):
+                if p.is_file() and is_volume_file(p):
                     mask_files.setdefault(_stem(p), p)
         totalseg = modality == "CT" and masks is None and src.totalsegmentator
         for entry in sorted(root.iterdir()):
@@ -117,15 +136,16 @@ def spine_cases(task: TaskConfig, src: SpineSource) -> tuple[list[Case], Rejecte
                 continue
             if entry.is_dir():
                 kind = "dicom"
-            elif is_nifti(entry) or is_nrrd(entry):
+            elif is_volume_file(entry):
                 kind = "file"
             else:
                 rejected.append((str(entry), "unsupported file (expected a DICOM folder, NIfTI or NRRD)"))
                 continue
             key = _stem(entry) if kind == "file" else entry.name
             refs: tuple[MaskRef, ...] = ()
-            if key in mask_files:
-                refs = (MaskRef(str(mask_files[key]), labels),)
+            found = _find_mask(key, mask_files)
+            if found is not None:
+                refs = (MaskRef(str(found), labels),)
             elif not totalseg and masks is not None:
                 rejected.append((str(entry), "no mask file for this case"))
                 continue
@@ -169,7 +189,7 @@ def folder_cases(task: TaskConfig, src: FolderSource) -> tuple[list[Case], Rejec
             rejected.append((str(image), "file not found"))
             continue
         kind = "dicom" if image.is_dir() else "file"
-        if kind == "file" and not (is_nifti(image) or is_nrrd(image)):
+        if kind == "file" and not is_volume_file(image):
             rejected.append((str(image), "unsupported file (expected a DICOM folder, NIfTI or NRRD)"))
             continue
         mask = str(getattr(row, "mask", "") or "")

@@ -21,6 +21,7 @@ from scipy import ndimage
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 NRRD_SUFFIXES = (".nrrd", ".nhdr")
+META_SUFFIXES = (".mha", ".mhd")  # MetaImage (e.g. the SPIDER lumbar spine MRI), via SimpleITK
 
 
 class CaseError(ValueError):
@@ -66,6 +67,14 @@ def is_nifti(path: Path) -> bool:
 
 def is_nrrd(path: Path) -> bool:
     return path.name.lower().endswith(NRRD_SUFFIXES)
+
+
+def is_meta(path: Path) -> bool:
+    return path.name.lower().endswith(META_SUFFIXES)
+
+
+def is_volume_file(path: Path) -> bool:
+    return is_nifti(path) or is_nrrd(path) or is_meta(path)
 
 
 def scan_dicom(folder: Path, rejected: list[tuple[str, str]]) -> list[Series]:
@@ -210,8 +219,37 @@ def read_nrrd(path: Path) -> Volume:
     return Volume(data.astype(np.float32), aff)
 
 
+def read_sitk(path: Path) -> Volume:
+    """Any format SimpleITK reads (MetaImage .mha/.mhd); its geometry is LPS."""
+    import SimpleITK as sitk
+
+    try:
+        img = sitk.ReadImage(str(path))
+        data = sitk.GetArrayFromImage(img).astype(np.float32)  # (z, y, x)
+    except Exception as err:  # noqa: BLE001
+        raise CaseError(path, f"unreadable image ({type(err).__name__})") from None
+    if data.ndim != 3 or img.GetNumberOfComponentsPerPixel() != 1:
+        raise CaseError(path, f"expected a 3D scalar volume, got shape {data.shape}")
+    aff = np.eye(4)
+    aff[:3, :3] = np.asarray(img.GetDirection(), float).reshape(3, 3) * np.asarray(img.GetSpacing(), float)
+    aff[:3, 3] = img.GetOrigin()
+    return Volume(np.ascontiguousarray(data.transpose(2, 1, 0)), LPS_TO_RAS @ aff)
+
+
+def read_file(path: Path) -> Volume:
+    """A single-file volume by its suffix: NIfTI, NRRD or MetaImage."""
+    path = Path(path)
+    if is_nifti(path):
+        return read_nifti(path)
+    if is_nrrd(path):
+        return read_nrrd(path)
+    if is_meta(path):
+        return read_sitk(path)
+    raise CaseError(path, "unsupported file type (expected DICOM folder, .nii, .nii.gz, .nrrd or .mha)")
+
+
 def read_volume(path: Path) -> Volume:
-    """NIfTI or NRRD by file name; a folder is read as one DICOM series (exactly one)."""
+    """A volume file by its suffix; a folder is read as one DICOM series (exactly one)."""
     path = Path(path)
     if path.is_dir():
         rejected: list[tuple[str, str]] = []
@@ -219,11 +257,7 @@ def read_volume(path: Path) -> Volume:
         if len(series) != 1:
             raise CaseError(path, f"expected one image series, found {len(series)}")
         return read_dicom_series(series[0], rejected)
-    if is_nifti(path):
-        return read_nifti(path)
-    if is_nrrd(path):
-        return read_nrrd(path)
-    raise CaseError(path, "unsupported file type (expected DICOM folder, .nii, .nii.gz or .nrrd)")
+    return read_file(path)
 
 
 def resample_nearest(mask: Volume, image: Volume, path: Path | str, tol: float = 0.5) -> np.ndarray:

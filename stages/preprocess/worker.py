@@ -16,8 +16,7 @@ from medtrans.stages.preprocess.readers import (
     CaseError,
     Volume,
     read_dicom_series,
-    read_nifti,
-    read_nrrd,
+    read_file,
     read_volume,
     resample_nearest,
     scan_dicom,
@@ -80,12 +79,7 @@ def _dicom_image(case: Case, rejected: list) -> tuple[Volume, str, str | None, s
 
 
 def _read_mask(ref: MaskRef) -> Volume:
-    path = Path(ref.path)
-    if path.is_dir():
-        return read_volume(path)
-    if path.name.lower().endswith((".nrrd", ".nhdr")):
-        return read_nrrd(path)
-    return read_nifti(path)
+    return read_volume(Path(ref.path))
 
 
 def labels_from(masks: list[tuple[MaskRef, np.ndarray]], shape: tuple[int, ...]) -> np.ndarray:
@@ -106,8 +100,7 @@ def load_case(
     if case.kind == "dicom":
         image, patient, domain, modality = _dicom_image(case, rejected)
     else:
-        path = Path(case.image)
-        image = read_nrrd(path) if path.name.lower().endswith((".nrrd", ".nhdr")) else read_nifti(path)
+        image = read_file(Path(case.image))
         patient, domain, modality = case.key, case.domain, case.modality or "MR"
     bad = int((~np.isfinite(image.data)).sum())
     if bad:

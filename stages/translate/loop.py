@@ -47,7 +47,8 @@ def lr_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
 class LoopResult:
     iterations: int
     epochs: int
-    seconds_per_iteration: float | None  # measured over the iterations run in this call
+    seconds_per_iteration: float | None  # wall clock, over the iterations run in this call
+    cpu_seconds_per_iteration: float | None  # process CPU time (all threads), same iterations
     final_losses: dict[str, float]
     resumed_from_iteration: int
     loss_rows: list[dict[str, float]] = field(default_factory=list)
@@ -168,7 +169,7 @@ def train(
 
     model.set_train(True)
     last: dict[str, float] = {}
-    t0, done = time.perf_counter(), 0
+    t0, c0, done = time.perf_counter(), time.process_time(), 0
     bar = progress(
         range(start_iter, total_epochs * iters), desc, total=total_epochs * iters, initial=start_iter
     )
@@ -217,13 +218,14 @@ def train(
         bar.close()
     if start_epoch >= total_epochs:
         write_losses(work, rows)
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     model.set_train(False)
     final = {k: v for k, v in (rows[-1].items() if rows else ()) if k not in ("iteration", "epoch")}
     return LoopResult(
         iterations=total_epochs * iters,
         epochs=total_epochs,
         seconds_per_iteration=(elapsed / done) if done else None,
+        cpu_seconds_per_iteration=(cpu / done) if done else None,
         final_losses=final or {k: float(v) for k, v in last.items()},
         resumed_from_iteration=start_iter,
         loss_rows=rows,

@@ -3,6 +3,8 @@ from `preprocess/<task>/` (see framework.py for the pieces)."""
 
 from functools import partial
 
+import torch
+
 from medtrans.shared.config import StudyConfig
 from medtrans.shared.dataset import SliceIndex
 from medtrans.shared.device import resolve_device
@@ -52,7 +54,7 @@ def plan(
                     version=VERSION,
                     seeds={"translate": seed},
                     hint="run `medtrans preprocess` first",
-                resumable=True,
+                    resumable=True,
                 )
             )
     return units
@@ -107,6 +109,10 @@ def build(study: StudyConfig, task: str, name: str, seed: int, ctx: UnitContext)
             "seconds_per_iteration": None
             if result.seconds_per_iteration is None
             else round(result.seconds_per_iteration, 4),
+            "cpu_seconds_per_iteration": None
+            if result.cpu_seconds_per_iteration is None
+            else round(result.cpu_seconds_per_iteration, 4),
+            "torch_threads": torch.get_num_threads(),
             "resumed_from_iteration": result.resumed_from_iteration,
             "final_losses": {k: round(v, 6) for k, v in result.final_losses.items()},
             "device": str(device),

@@ -36,25 +36,30 @@ class SegmentData:
     dice: pd.DataFrame
     training: pd.DataFrame | None
 
+    def __post_init__(self) -> None:
+        # dict lookups: a boolean mask per lookup costs milliseconds on these tables
+        self._points = {
+            (r["set"], r["structure"], r["metric"]): {
+                k: _float(r[k]) for k in ("mean", "ci_low", "ci_high", "n")
+            }
+            for r in self.summary.to_dict("records")
+        }
+        self._images = {
+            key: grp.sort_values("slice_id") for key, grp in self.dice.groupby(["set", "structure"])
+        }
+
     def sets(self) -> list[str]:
         return sorted(set(self.summary["set"]))
 
     def point(self, set_name: str, structure: str = "mean", metric: str = "dice") -> dict | None:
         """mean, ci_low, ci_high, n of one set/structure/metric, or None."""
-        rows = self.summary[
-            (self.summary["set"] == set_name)
-            & (self.summary["structure"] == structure)
-            & (self.summary["metric"] == metric)
-        ]
-        if rows.empty:
-            return None
-        row = rows.iloc[0]
-        return {k: _float(row[k]) for k in ("mean", "ci_low", "ci_high", "n")}
+        return self._points.get((set_name, structure, metric))
 
     def per_image(self, set_name: str, column: str = "dice", structure: str = "mean") -> np.ndarray:
         """Per-image scores of one set in slice_id order (positions of the shared bootstrap)."""
-        rows = self.dice[(self.dice["set"] == set_name) & (self.dice["structure"] == structure)]
-        rows = rows.sort_values("slice_id")
+        rows = self._images.get((set_name, structure))
+        if rows is None:
+            return np.array([], dtype=np.float64)
         values = np.array(pd.to_numeric(rows[column], errors="coerce"), dtype=np.float64)
         values[~np.isfinite(values)] = np.nan
         return values
@@ -70,34 +75,34 @@ class MetricsData:
     bootstrap: pd.DataFrame | None  # set, metric, replicate, value
     strings: pd.DataFrame | None = None  # metrics.csv exactly as written (every cell a string)
 
-    def value(self, set_name: str, metric: str) -> dict | None:
-        rows = self.table[(self.table["set"] == set_name) & (self.table["metric"] == metric)]
-        if rows.empty:
-            return None
-        row = rows.iloc[0]
-        return {
-            "value": _float(row["value"]),
-            "ci_low": _float(row["ci_low"]),
-            "ci_high": _float(row["ci_high"]),
-            "n": _float(row["n"]),
-            "note": str(row["note"]),
-            "raw": str(row["raw"]),
+    def __post_init__(self) -> None:
+        self._values = {
+            (r["set"], r["metric"]): {
+                "value": _float(r["value"]),
+                "ci_low": _float(r["ci_low"]),
+                "ci_high": _float(r["ci_high"]),
+                "n": _float(r["n"]),
+                "note": str(r["note"]),
+                "raw": str(r["raw"]),
+            }
+            for r in self.table.to_dict("records")
         }
+        self._reps: dict[tuple[str, str], np.ndarray] = {}
+        if self.bootstrap is not None:
+            for key, grp in self.bootstrap.groupby(["set", "metric"]):
+                out = np.full(int(grp["replicate"].max()) + 1, np.nan)
+                out[grp["replicate"].to_numpy(dtype=int)] = pd.to_numeric(grp["value"], errors="coerce")
+                self._reps[key] = out
+
+    def value(self, set_name: str, metric: str) -> dict | None:
+        return self._values.get((set_name, metric))
 
     def metric_names(self) -> list[str]:
         return list(dict.fromkeys(self.table["metric"]))
 
     def replicates(self, set_name: str, metric: str) -> np.ndarray | None:
         """Bootstrap replicate values of one set and metric, indexed by replicate (NaN if absent)."""
-        if self.bootstrap is None:
-            return None
-        rows = self.bootstrap[(self.bootstrap["set"] == set_name) & (self.bootstrap["metric"] == metric)]
-        if rows.empty:
-            return None
-        size = int(rows["replicate"].max()) + 1
-        out = np.full(size, np.nan)
-        out[rows["replicate"].to_numpy(dtype=int)] = pd.to_numeric(rows["value"], errors="coerce")
-        return out
+        return self._reps.get((set_name, metric))
 
     def n_replicates(self) -> int:
         if self.bootstrap is None or self.bootstrap.empty:

@@ -196,15 +196,17 @@ def test_stage_dockerfile_runs_its_medtrans_command_as_non_root(stage):
     assert _instructions(text, "FROM") == ["${BASE}"]
 
 
-def test_base_dockerfile_user_folders_and_offline_totalsegmentator():
+def test_base_dockerfile_user_folders_and_offline_weights():
     text = _dockerfile("base")
     assert _instructions(text, "FROM") == ["${BASE_IMAGE}"]
     assert re.fullmatch(r"\$\{UID\}:\$\{UID\}", _instructions(text, "USER")[-1])
     assert "ARG UID=10001" in text
     # the volume mount points exist and belong to the user (a fresh named volume copies them)
     assert "mkdir -p /medtrans/run" in text and 'chown -R "${UID}:${UID}" /medtrans' in text
-    assert '\\"send_usage_stats\\": false' in text or '"send_usage_stats": false' in text
     assert "MEDTRANS_WEIGHTS=/weights" in text
+    # TotalSegmentator writes its config.json on every prediction: it must live on the tmpfs
+    assert "TOTALSEG_HOME_DIR=/tmp/totalsegmentator" in text
+    assert "TOTALSEG_WEIGHTS_PATH=/weights/totalsegmentator/nnunet/results" in text
 
 
 def test_build_script_installs_each_stage_extra_from_pyproject():

@@ -14,6 +14,7 @@ stages (development only; the default is every stage of the study).
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 STAGES = ("preprocess", "cyclegan", "maskgan", "unsb", "spade", "segment", "metrics", "report")
+TRANSLATORS = ("cyclegan", "maskgan", "unsb", "spade")
 UID = "10001:10001"
 REQUIRED = (
     os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -119,6 +121,15 @@ def _sh(cmd: list[str], env: dict | None = None, timeout: int = 1800) -> float:
     return time.monotonic() - t0
 
 
+PROVENANCE = re.compile(r'<section id="provenance">.*?</section>', re.S)
+
+
+def _without_provenance(path: Path) -> str:
+    text = path.read_text()
+    assert len(PROVENANCE.findall(text)) == 1, f"{path}: expected one provenance section"
+    return PROVENANCE.sub("", text)
+
+
 def _digests(run: Path) -> dict[str, dict[str, str]]:
     """Every manifest of a run folder: its outputs' path -> sha256."""
     out = {}
@@ -136,7 +147,8 @@ def test_smoke_study_through_compose_matches_the_local_runner(engine, tmp_path):
     py = {"PYTHON": str(BIN / "python")}
 
     # 1. images: the wheelhouse once (kept between runs), a registry-free base, then every stage
-    if not (ROOT / "wheelhouse" / "SHA256SUMS").is_file():
+    sums = ROOT / "wheelhouse" / "SHA256SUMS"
+    if not sums.is_file() or sums.stat().st_mtime < (ROOT / "pyproject.toml").stat().st_mtime:
         times["wheelhouse_s"] = _sh(["docker/scripts/wheelhouse.sh", "wheelhouse"], py)
     times["build_s"] = _sh(["docker/scripts/build.sh", *stages], py, timeout=2400)
     tag = (
@@ -172,25 +184,39 @@ def test_smoke_study_through_compose_matches_the_local_runner(engine, tmp_path):
     local = tmp_path / "local-run"
     t0 = time.monotonic()
     for stage in stages:
-        cmd = ["translate", stage] if stage in ("cyclegan", "maskgan", "unsb", "spade") else [stage]
+        cmd = ["translate", stage] if stage in TRANSLATORS else [stage]
         _sh(
             [str(BIN / "medtrans"), *cmd, "--study", "studies/smoke.yaml", "--run", str(local)],
             {"MEDTRANS_WEIGHTS": str(weights)},
         )
     times["local_run_s"] = time.monotonic() - t0
 
-    # 4. the same outputs, byte for byte, for every manifest of every stage
+    # 4. the same outputs, byte for byte, for every manifest of every stage. One exception, by
+    # design: report.html's "Provenance" section records where each upstream output was made
+    # (python, container image id, code revision, finish times, manifest digests), which is what
+    # differs between a container and the local runner; everything else in report.html must match.
     ours, theirs = _digests(compose_run), _digests(local)
     assert set(ours) == set(theirs) and ours, (sorted(ours), sorted(theirs))
     covered = {folder.split("/")[0] for folder in ours}
-    expect = {"translate" if s in ("cyclegan", "maskgan", "unsb", "spade") else s for s in stages}
+    expect = {"translate" if s in TRANSLATORS else s for s in stages}
     assert covered == expect
     for folder in sorted(theirs):
-        differ = sorted(
-            p for p in set(ours[folder]) | set(theirs[folder]) if ours[folder].get(p) != theirs[folder].get(p)
-        )
+        paths = set(ours[folder]) | set(theirs[folder])
+        differ = sorted(p for p in paths if ours[folder].get(p) != theirs[folder].get(p))
+        if folder == "report" and "report.html" in differ:
+            mine, reference = (
+                _without_provenance(r / "report" / "report.html") for r in (compose_run, local)
+            )
+            assert mine == reference, "report.html differs outside its Provenance section"
+            ids = {
+                json.loads(m.read_text())["environment"]["image_id"]
+                for m in compose_run.rglob("manifest.json")
+            }
+            section = PROVENANCE.search((compose_run / "report" / "report.html").read_text()).group(0)
+            assert all(i[:19] in section for i in ids if i), "the report must name the images that ran"
+            differ.remove("report.html")
         assert not differ, (
-            f"{folder}: {len(differ)} outputs differ between compose and the local runner, e.g. {differ[:5]}"
+            f"{folder}: {len(differ)} outputs differ from the local runner's, e.g. {differ[:5]}"
         )
     _sh([str(BIN / "medtrans"), "verify", str(compose_run)])
 

@@ -10,6 +10,7 @@ cd "$(dirname "$0")/../.."
 ROOT=$PWD
 PY=${PYTHON:-.venv/bin/python}
 [ -x "$PY" ] || PY=python3
+case $PY in /*) ;; */*) PY=$ROOT/$PY ;; *) PY=$(command -v "$PY") ;; esac
 ALL_STAGES=(preprocess cyclegan maskgan unsb spade segment metrics report)
 STAGES=("$@")
 [ ${#STAGES[@]} -gt 0 ] || STAGES=("${ALL_STAGES[@]}")
@@ -44,7 +45,7 @@ cleanup() { [ -z "$server_pid" ] || kill "$server_pid" 2>/dev/null || true; rm -
 trap cleanup EXIT
 mkdir -p "$serve/src" "$serve/medtrans"
 tar -c --exclude='__pycache__' --exclude='*.pyc' shared stages setup.py pyproject.toml README.md | tar -x -C "$serve/src"
-( cd "$serve/src" && SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-315532800} "$ROOT/$PY" -m pip wheel --quiet --no-deps \
+( cd "$serve/src" && SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-315532800} "$PY" -m pip wheel --quiet --no-deps \
       --no-build-isolation --wheel-dir "$serve/medtrans" . ) >"$OUT/wheel.log" 2>&1 || { cat "$OUT/wheel.log" >&2; exit 1; }
 wheel=$(ls "$serve"/medtrans/medtrans-*.whl)
 wheel_sha=$(sha256sum "$wheel" | cut -d' ' -f1)

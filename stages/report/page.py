@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from medtrans.stages.report import tables as T
-from medtrans.stages.report.analysis import Analysis
+from medtrans.stages.report.analysis import MAIN_METRICS, Analysis
 from medtrans.stages.report.gather import RunData
 
 CSS = """
@@ -124,20 +124,23 @@ def summary_markdown(
     lines = [f"# medtrans report: study `{study_name}`", "", f"study digest `{study_digest[:16]}`", ""]
     for name, table in results.items():
         lines += [f"## {name}", "", T.to_markdown(table)]
-        corr = T.correlation_display(analysis.correlations, name, "dice")
+        corr = T.correlation_display(analysis.correlations, name, "dice", MAIN_METRICS)
         if corr.rows:
             lines += [T.to_markdown(corr)]
-        ranks = T.rank_display(analysis.ranks, name)
+        ranks = T.rank_display(analysis.ranks, name, MAIN_METRICS)
         if ranks.rows:
             lines += [T.to_markdown(ranks)]
-    pooled = T.correlation_display(analysis.correlations, "pooled", "dice")
+    pooled = T.correlation_display(analysis.correlations, "pooled", "dice", MAIN_METRICS)
     if pooled.rows:
         lines += [f"## pooled over tasks ({analysis.pooled} within task)", "", T.to_markdown(pooled)]
     lines += ["## In short", ""] + [f"- {s}" for s in headline_sentences(analysis)] + [""]
     lines += [f"> {caveat}", ""]
     if run.missing:
         lines += ["## Missing", ""] + [f"- {m}" for m in run.missing] + [""]
-    lines += ["Full report: `report/report.html` (tables, figures, provenance, caveats)."]
+    lines += [
+        "Every metric variant (per SWD level, FRD log), HD95 and the full bootstrap figures: "
+        "`report/correlations.csv` and `report/report.html` (tables, figures, provenance, caveats)."
+    ]
     return "\n".join(lines) + "\n"
 
 

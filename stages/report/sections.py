@@ -1,9 +1,11 @@
 """The report's HTML sections (and the tables/figures written beside them), one function each."""
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from scipy import stats
 
 from medtrans.shared.config import StudyConfig
 from medtrans.shared.provenance import code_version
@@ -32,14 +34,34 @@ def _figure(paths: list[Path] | None, caption: str) -> list[str]:
     return [P.figure_html(P.Figure(paths[0], caption))] if paths else []
 
 
+def few_points(n: int) -> str:
+    """Why a correlation over n translators is fragile, with the numbers for this n."""
+    text = (
+        f"Few points, fragile correlations: each task has at most {n} translators, so each per-task "
+        f"correlation rests on {n} points."
+    )
+    if n >= 3:
+        t = stats.t.ppf(0.975, n - 2)
+        r_crit = t / math.sqrt(n - 2 + t * t)
+        p_min = 2 / math.factorial(n)  # exact two-sided p of a perfect rank correlation
+        text += (
+            f" With {n} points Pearson needs |r| > {r_crit:.3f} for p < 0.05, and a perfect Spearman or "
+            f"Kendall correlation has an exact two-sided p of 2/{n}! = {p_min:.3g}"
+            + (" (it cannot reach p < 0.05)." if p_min >= 0.05 else ".")
+            + " Spearman p-values (scipy) use a t approximation that is poor at this size (a perfect ρ "
+            "gets p near 0); Kendall's are exact."
+        )
+    return text + (
+        " One translator moving can change the coefficient completely: read the rank agreement and its "
+        "bootstrap stability rather than the p-values."
+    )
+
+
 def caveats(study: StudyConfig, run: RunData, pooled: str) -> list[str]:
     counts = sorted({len(t.rows()) for t in run.tasks.values()})
     n = counts[-1] if counts else 0
     out = [
-        f"Few points: each task has at most {n} translators, so each per-task correlation rests on "
-        f"{n} points. With 4 points Pearson needs |r| > 0.95 for p < 0.05, and Spearman and Kendall cannot "
-        "reach p < 0.05 at all (smallest two-sided exact p = 1/12 = 0.083). One translator moving changes "
-        "the coefficient completely: read the rank agreement and its bootstrap stability, not the p-values.",
+        few_points(n),
         "The bootstrap resamples the test images (replicate r uses the same images for Dice and for every "
         "metric); it does not capture training randomness: each translator and the UNet were trained once.",
         f"Pooled correlations standardise within task ({pooled}: "

@@ -102,9 +102,12 @@ def results_display(task, results: pd.DataFrame) -> Table:
     )
 
 
-def correlation_display(corr: pd.DataFrame, scope: str, anatomy: str) -> Table:
-    """One scope's correlations with one anatomy metric: r [CI] (p) per method, per metric."""
+def correlation_display(corr: pd.DataFrame, scope: str, anatomy: str, only: tuple[str, ...] = ()) -> Table:
+    """One scope's correlations with one anatomy metric: r [CI] (p) per method, per metric
+    (`only`: restrict to these metrics)."""
     sub = corr[(corr["scope"] == scope) & (corr["anatomy"] == anatomy)]
+    if only:
+        sub = sub[sub["metric"].isin(only)]
     rows = []
     for metric in dict.fromkeys(sub["metric"]):
         m = sub[sub["metric"] == metric].set_index("method")
@@ -124,8 +127,10 @@ def correlation_display(corr: pd.DataFrame, scope: str, anatomy: str) -> Table:
     )
 
 
-def rank_display(ranks: pd.DataFrame, task: str) -> Table:
+def rank_display(ranks: pd.DataFrame, task: str, only: tuple[str, ...] = ()) -> Table:
     sub = ranks[ranks["task"] == task]
+    if only:
+        sub = sub[sub["metric"].isin(only)]
     rows = []
     for _, r in sub.iterrows():
         lo, hi = r["tau_ci_low"], r["tau_ci_high"]

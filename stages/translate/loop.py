@@ -88,7 +88,8 @@ def save_checkpoint(path: Path, model: Translator, schedulers: dict, state: dict
 
 
 def load_checkpoint(path: Path, model: Translator, schedulers: dict) -> dict[str, Any]:
-    payload = torch.load(path, map_location=model.device, weights_only=False)
+    # on the CPU first: RNG states must stay CPU tensors; load_state_dict moves the rest
+    payload = torch.load(path, map_location="cpu", weights_only=False)
     for k, net in model.networks().items():
         net.load_state_dict(payload["networks"][k])
     for k, opt in model.optimizers().items():

@@ -516,6 +516,7 @@ def test_partial_run_lists_missing(tmp_path, smoke_study):
     summary = (report / "summary.md").read_text()
     for line in ("translate/spine/unsb", "metrics/spine", "segment/breast"):
         assert line in summary and line in text
+    assert "No correlation could be computed" in text  # breast lacks Dice, spine lacks metrics
     res = pd.read_csv(report / "tables" / "results_spine.csv")
     assert "unsb" not in set(res.set) and res.dice_mean.notna().all()
     res_b = pd.read_csv(report / "tables" / "results_breast.csv")

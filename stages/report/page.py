@@ -109,6 +109,11 @@ def headline_sentences(analysis: Analysis) -> list[str]:
         if s["replicates"].max() > 0:
             line += f" Bootstrap CI excludes zero in the expected direction: {', '.join(firm) or 'none'}."
         out.append(line)
+    if not out:
+        out.append(
+            "No correlation could be computed: no task has both Dice (segment) and perceptual metrics "
+            "(metrics) for at least 3 translators yet; see 'Missing and unavailable'."
+        )
     return out
 
 

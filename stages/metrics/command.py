@@ -87,6 +87,7 @@ def compare(
     settings = ScoreSettings(
         metrics=metrics, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, kid_seed=seed,
         is_splits=is_splits, is_seed=seed, swd=params, swd_seed=derive_seed(seed, "swd", "directions"),
+        device=str(dev),
     )  # fmt: skip
     scorer = Scorer(feats[0], settings, unavailable)
     point = scorer.evaluate(feats[1])

@@ -51,12 +51,12 @@ class Windowing:
 
 @dataclass
 class ImageSet:
-    """The 8-bit slices of one folder (N, H, W), with a name per slice and where each came from."""
+    """The 8-bit slices of one folder (N, H, W), a name per slice (relative path, `#slice` for
+    volumes) and how many files of each kind were read."""
 
     folder: Path
     names: list[str]
     images: np.ndarray
-    sources: list[str] = field(default_factory=list)
     kinds: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -352,6 +352,4 @@ def check_images(
             raise ImageSetError(
                 f"{folder}/{name}: constant image (every pixel {int(arr.min())}); metrics are undefined"
             )
-    return ImageSet(
-        Path(folder), list(names), np.stack(arrays).astype(np.uint8), list(names), dict(kinds or {})
-    )
+    return ImageSet(Path(folder), list(names), np.stack(arrays).astype(np.uint8), dict(kinds or {}))

@@ -95,6 +95,7 @@ class ScoreSettings:
     is_seed: int = 2020
     swd: SWDParams = SWDParams()
     swd_seed: int = 0
+    device: str = "cpu"  # where SWD projections are sorted (CUDA: fast bootstrap)
 
 
 class Scorer:
@@ -108,7 +109,9 @@ class Scorer:
         self._swd_ref: SWDReference | None = None
         if "swd" in settings.metrics and real.swd is not None and "swd" not in self.unavailable:
             try:
-                self._swd_ref = SWDReference(real.swd, settings.swd, settings.swd_seed)
+                self._swd_ref = SWDReference(
+                    real.swd, settings.swd, settings.swd_seed, device=settings.device
+                )
             except SWDInputError as err:
                 self.unavailable["swd"] = f"unavailable: real set: {err}"
         self._kxx = None

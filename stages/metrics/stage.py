@@ -203,6 +203,7 @@ def _build(ctx: UnitContext, study: StudyConfig, task: str, models: list[str], n
         is_seed=derive_seed(study.seed, STAGE, task, "is"),
         swd=params,
         swd_seed=derive_seed(swd_seed, "directions"),
+        device=str(device),
     )
     scorer = Scorer(features[0], settings, unavailable)
     rows, boot = [], {}

@@ -140,12 +140,15 @@ def _up_axis(x: torch.Tensor, dim: int) -> torch.Tensor:
     last = x.narrow(dim, n - 1, 1)
     prev = torch.cat([first, x.narrow(dim, 0, n - 1)], dim=dim)
     nxt = torch.cat([x.narrow(dim, 1, n - 1), last], dim=dim)
-    even = (prev + 6.0 * x + nxt) / 8.0
-    odd = (x + nxt) / 2.0
-    out = torch.stack([even, odd], dim=dim + 1)
     shape = list(x.shape)
     shape[dim] = 2 * n
-    return out.reshape(shape)
+    out = torch.empty(shape, dtype=x.dtype, device=x.device)
+    index = [slice(None)] * x.ndim
+    index[dim] = slice(0, None, 2)
+    out[tuple(index)] = (prev + 6.0 * x + nxt) / 8.0
+    index[dim] = slice(1, None, 2)
+    out[tuple(index)] = (x + nxt) / 2.0
+    return out
 
 
 def pyr_up(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -208,10 +211,9 @@ def _as_batch(images, dtype: torch.dtype, device: torch.device | str) -> torch.T
         raise SWDInputError(f"expected images of shape (N, H, W) or (N, C, H, W), got {tuple(x.shape)}")
     if x.shape[0] < 2:
         raise SWDInputError(f"SWD needs at least 2 images, got {x.shape[0]}")
-    x = x.to(device=device, dtype=dtype)
-    if not torch.isfinite(x).all():
+    if x.is_floating_point() and not torch.isfinite(x).all():
         raise SWDInputError("images contain NaN or infinite values")
-    return x
+    return x.to(device=device, dtype=dtype)
 
 
 def describe(

@@ -29,8 +29,8 @@ from medtrans.stages.translate.unsb_nets import (
 )
 
 SIZE = 32
-ITERS = 200  # UNSB learning-test iterations
-TINY_UNSB = {"ngf": 8, "ndf": 8, "n_blocks": 2, "nce_layers": [0, 4, 8, 12, 13], "num_patches": 32}
+ITERS = 300  # UNSB learning-test iterations
+TINY_UNSB = {"ngf": 8, "ndf": 8, "n_blocks": 2, "nce_layers": [0, 4, 8, 12, 13], "num_patches": 64}
 
 
 @pytest.fixture(autouse=True)

@@ -96,7 +96,7 @@ class UNSB(Translator):
         return {"gen": self.gen.get_state(), "prev_a": None if self.prev_a is None else self.prev_a.cpu()}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
-        self.gen.set_state(state["gen"])
+        self.gen.set_state(state["gen"].cpu())  # a checkpoint loaded onto CUDA moves it
         self.prev_a = None if state["prev_a"] is None else state["prev_a"].to(self.device)
 
     # -- randomness ---------------------------------------------------------------------

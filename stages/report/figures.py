@@ -235,7 +235,7 @@ def training_curves(task: TaskData, folder: Path) -> list[Path] | None:
         x = df["iteration"] if "iteration" in df else np.arange(len(df))
         for col in [c for c in df.columns if c not in ("iteration", "epoch")]:
             y = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
-            ax.plot(x, _smooth(y), lw=1, label=col)
+            ax.plot(x, _smooth(y), lw=1, label=col, marker="o" if len(y) < 20 else None, ms=3)
         ax.set_title(f"{m} losses")
         ax.set_xlabel("iteration")
         ax.legend(fontsize=6)

@@ -286,3 +286,16 @@ def test_phantom_target_is_segmentable_and_spine_source_is_not(smoke_study, smok
     for task in ("breast", "spine"):
         assert means[task]["target"] > 0.85, (task, means[task])
     assert means["spine"]["source"] < means["spine"]["target"] - 0.3, means["spine"]
+
+
+def test_source_without_masks_scores_only_the_target(synthetic_run, tmp_path):
+    layout = _fresh(synthetic_run, tmp_path / "run")
+    path = layout.preprocess("twoclass") / INDEX
+    index = pd.read_csv(path, dtype=str, keep_default_na=False)
+    index.loc[index.role == "source", "mask"] = ""
+    index.to_csv(path, index=False)
+    write_translator(layout, "twoclass", "maskgan")
+    (unit,) = plan(synthetic_study(max_epochs=1), layout)
+    execute(unit, layout)
+    dice = pd.read_csv(layout.segment("twoclass") / "dice.csv")
+    assert set(dice.set) == {"target"}

@@ -25,7 +25,7 @@ from medtrans.shared.log import get_logger
 from medtrans.shared.manifest import ManifestError, read_manifest
 from medtrans.shared.seeding import derive_seed, seed_everything
 from medtrans.shared.stage import StageInputError, Unit, UnitContext
-from medtrans.stages.segment.data import ImageSet, load_split, load_translated
+from medtrans.stages.segment.data import ImageSet, check_translated, load_split, load_translated
 from medtrans.stages.segment.model import build_unet, check_size, predict
 from medtrans.stages.segment.plots import plot_training
 from medtrans.stages.segment.scoring import MEAN, per_image_table, score_images, summarize
@@ -96,10 +96,13 @@ def plan(
 
 def _eval_sets(index: SliceIndex, layout: RunLayout, task: str, models: list[str], size: int, k: int):
     """The scored sets, all read and checked before training so a bad input fails fast."""
-    sets = [
-        load_split(index, "target", "test", size, k, "target"),
-        load_split(index, "source", "test", size, k, "source"),
-    ]
+    sets = [load_split(index, "target", "test", size, k, "target")]
+    for model in models:  # refuse an incomplete translated set even where it cannot be scored
+        check_translated(index, layout.translate(task, model), size)
+    if not (index.select("source", "test")["mask"] != "").any():
+        log.warning("segment/%s: the source test slices have no masks; only the target set is scored", task)
+        return sets
+    sets.append(load_split(index, "source", "test", size, k, "source"))
     for model in models:
         sets.append(load_translated(index, layout.translate(task, model), size, k, model))
     return sets

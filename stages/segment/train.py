@@ -141,7 +141,7 @@ def train(
     stopped = False
     ckpt = work / CHECKPOINT
     if resume and ckpt.is_file():
-        saved = torch.load(ckpt, map_location=device, weights_only=False)
+        saved = torch.load(ckpt, map_location="cpu", weights_only=False)  # RNG states must stay on CPU
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         if scheduler is not None:

@@ -19,8 +19,9 @@ on the very first step, when there is none, the batch rolled by one (itself at b
 
 All randomness of the model (t, z, bridge noise, NCE patch ids) comes from its own seeded
 generator, saved in `extra_state`. Inference runs the T generator steps from the source
-image and keeps the last x1_hat, with its own generator re-seeded on every call so the same
-image always gives the same translation.
+image and keeps the last x1_hat, with its own generator re-seeded on every call, so a
+translation never depends on how far training drew from the training generator and the same
+batch always gives the same result.
 """
 
 from typing import Any

@@ -30,6 +30,7 @@ from medtrans.shared.manifest import (
     write_manifest,
 )
 from medtrans.shared.provenance import code_version, environment
+from medtrans.shared.seeding import derive_seed, seed_everything
 
 PARTIAL_KEY = ".partial.json"
 log = get_logger("medtrans.stage")
@@ -70,6 +71,10 @@ class Unit:
     @property
     def label(self) -> str:
         return "/".join((self.stage, *self.name))
+
+    @property
+    def config_digest_seed(self) -> int:
+        return int(self.config_digest[:8], 16)
 
     @property
     def config_digest(self) -> str:
@@ -160,6 +165,9 @@ def execute(unit: Unit, layout: RunLayout, force: bool = False) -> str:
     partial.mkdir(parents=True, exist_ok=True)
     (partial / PARTIAL_KEY).write_text(json.dumps(key))
 
+    # Global RNGs start from the unit's own seed, so its outputs never depend on what ran
+    # before it in the same process (the local runner) or not (a container per stage).
+    seed_everything(derive_seed(unit.config_digest_seed, *unit.name))
     started = _now()
     t0 = time.perf_counter()
     ctx = UnitContext(unit=unit, layout=layout, work=partial, resumed=resumed)

@@ -17,15 +17,21 @@ from medtrans.stages.report.analysis import MAIN_METRICS, Analysis  # noqa: E402
 from medtrans.stages.report.gather import TaskData  # noqa: E402
 from medtrans.stages.report.tables import metric_label  # noqa: E402
 
-plt.rcParams.update(
-    {
-        "svg.hashsalt": "medtrans",
-        "svg.fonttype": "none",
-        "font.size": 9,
-        "axes.titlesize": 10,
-        "figure.dpi": 100,
-    }
-)
+# Applied with `style()` around the report's drawing only: a global rcParams change would
+# leak into every later plot of the same process (the translators' and UNet's curves).
+STYLE = {
+    "svg.hashsalt": "medtrans",
+    "svg.fonttype": "none",
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "figure.dpi": 100,
+}
+
+
+def style():
+    """Context manager: the report's matplotlib style, restored on exit."""
+    return plt.rc_context(STYLE)
+
 COLORS = plt.get_cmap("tab10").colors
 STRUCTURE_COLORS = (
     ("#ffcc00", "yellow"),

@@ -16,6 +16,7 @@ from medtrans.shared.hashing import digest
 from medtrans.shared.layout import RunLayout
 from medtrans.shared.log import get_logger
 from medtrans.shared.stage import Unit, UnitContext
+from medtrans.stages.report import figures as F
 from medtrans.stages.report import page as P
 from medtrans.stages.report import sections as S
 from medtrans.stages.report.analysis import analyse
@@ -62,6 +63,11 @@ def _clean(work) -> None:
 
 
 def build(study: StudyConfig, ctx: UnitContext) -> None:
+    with F.style():
+        _build(study, ctx)
+
+
+def _build(study: StudyConfig, ctx: UnitContext) -> None:
     cfg = study.report
     work = ctx.work
     _clean(work)

@@ -85,8 +85,11 @@ def build(study: StudyConfig, task: str, name: str, seed: int, ctx: UnitContext)
     )
     test = load_split(index, "source", "test", size, n_classes, fg_src)
 
+    # Import the model (and MONAI, whose import draws from Python's `random`) before seeding,
+    # so the RNG state saved in checkpoints does not depend on what this process imported before.
+    model_cls = get_model(name)
     seed_everything(seed)
-    model = get_model(name)(settings, n_classes=n_classes, image_size=size, device=device, seed=seed)
+    model = model_cls(settings, n_classes=n_classes, image_size=size, device=device, seed=seed)
     result = loop.train(
         model,
         data,

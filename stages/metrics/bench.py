@@ -181,7 +181,7 @@ def markdown(results: list[dict], machine: dict) -> str:
             check = _check(r)
         load = f"{r['load_before'][0]} -> {r['load_after'][0]}" if r.get("load_before") else ""
         lines.append(
-            f"| {title} | {ours} | {base} | {against} | {_ratio(r):.1f}x | >= {TARGETS[r['name']]:g}x "
+            f"| {title} | {ours} | {base} | {against} | {_ratio(r):.2f}x | >= {TARGETS[r['name']]:g}x "
             f"| {load} | {check} |"
         )
     return "\n".join(lines) + "\n"

@@ -36,11 +36,11 @@ from medtrans.shared.seeding import derive_seed, rng
 from medtrans.shared.stage import StageInputError, Unit, UnitContext
 from medtrans.stages.metrics.bootstrap import intervals, replicate_values
 from medtrans.stages.metrics.extract import Network, add_radiomics, load_network, locate_network, set_features
-from medtrans.stages.metrics.frd import extractor_settings
+from medtrans.stages.metrics.frd import FRDError, extractor_settings
 from medtrans.stages.metrics.results import MetricRow, write_bootstrap, write_rows
 from medtrans.stages.metrics.scoring import INCEPTION_METRICS, Scorer, ScoreSettings, SetFeatures
 from medtrans.stages.metrics.swd import SWDParams
-from medtrans.stages.metrics.weights import weights_dir
+from medtrans.stages.metrics.weights import WeightsMismatch, weights_dir
 
 STAGE = "metrics"
 VERSION = "1"
@@ -70,7 +70,10 @@ def network_for(study: StudyConfig) -> Network:
     custom = Path(study.metrics.extractor) if study.metrics.extractor else None
     if custom is not None and not custom.is_file():
         raise StageInputError(f"{custom}: metrics.extractor weights file not found")
-    return locate_network(weights_dir(), custom)
+    try:
+        return locate_network(weights_dir(), custom)
+    except WeightsMismatch as err:  # a wrong file is refused, never used or skipped silently
+        raise StageInputError(str(err)) from None
 
 
 def swd_params(study: StudyConfig) -> SWDParams:
@@ -186,14 +189,17 @@ def _build(ctx: UnitContext, study: StudyConfig, task: str, models: list[str], n
                 what=f"{task}/{spec.name}",
             )
         )
+    unavailable = {m: network.note for m in INCEPTION_METRICS if network.model is None}
     if "frd" in metrics:
-        add_radiomics(features, stacks, cfg.frd_workers, ctx.layout.cache("frd"))
+        try:
+            add_radiomics(features, stacks, cfg.frd_workers, ctx.layout.cache("frd"))
+        except FRDError as err:
+            unavailable["frd"] = f"unavailable: {err}"
     feat_dir = ctx.work / "features"
     feat_dir.mkdir(exist_ok=True)
     for spec, feats in zip(specs, features, strict=True):
         feats.save(feat_dir / f"{spec.name}.npz")
 
-    unavailable = {m: network.note for m in INCEPTION_METRICS if network.model is None}
     settings = ScoreSettings(
         metrics=metrics,
         kid_subsets=cfg.kid_subsets,

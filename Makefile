@@ -60,8 +60,13 @@ weights-verify: setup ## check the weights folder against the sha256 locks, offl
 # make all through compose: build what is missing (wheelhouse, images), fetch the weights when the
 # internet answers (otherwise FID/KID/IS are reported unavailable), then one container per stage.
 compose-run: setup
-	@missing=""; for s in $(STAGE_IMAGES); do docker image inspect medtrans/$$s:$$($(BIN)/python docker/scripts/requirements.py --version)-$(VARIANT) >/dev/null 2>&1 || missing="$$missing $$s"; done; \
-	if [ -n "$$missing" ]; then echo "make all: images missing:$$missing -> make images"; $(MAKE) --no-print-directory images || exit 1; fi
+	@tag=$$($(BIN)/python docker/scripts/requirements.py --version)-$(VARIANT); digest=$$(docker/scripts/source-digest.sh); stale=""; \
+	for s in $(STAGE_IMAGES); do \
+		have=$$(docker image inspect -f '{{index .Config.Labels "org.medtrans.source-digest"}}' medtrans/$$s:$$tag 2>/dev/null || true); \
+		[ "$$have" = "$$digest" ] || stale="$$stale $$s"; \
+	done; \
+	if [ -n "$$stale" ]; then echo "make all: images missing or built from other code:$$stale -> make images"; $(MAKE) --no-print-directory images || exit 1; \
+	else echo "make all: images medtrans/*:$$tag are built from this code (source digest $${digest:0:12})"; fi
 	@if BIN=$(BIN) docker/scripts/weights.sh verify $(WEIGHTS) >/dev/null 2>&1; then echo "make all: weights verified ($(WEIGHTS)/)"; \
 	elif timeout 10 $(BIN)/python -c "import urllib.request; urllib.request.urlopen('https://github.com', timeout=8)" >/dev/null 2>&1; then \
 		echo "make all: weights missing, the internet answers -> make weights"; $(MAKE) --no-print-directory weights || echo "make all: make weights failed; going on without (FID/KID/IS unavailable)"; \

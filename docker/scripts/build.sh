@@ -48,6 +48,7 @@ tar -c --exclude='__pycache__' --exclude='*.pyc' shared stages setup.py pyprojec
 ( cd "$serve/src" && SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-315532800} "$PY" -m pip wheel --quiet --no-deps \
       --no-build-isolation --wheel-dir "$serve/medtrans" . ) >"$OUT/wheel.log" 2>&1 || { cat "$OUT/wheel.log" >&2; exit 1; }
 wheel=$(ls "$serve"/medtrans/medtrans-*.whl)
+source_digest=$(docker/scripts/source-digest.sh)
 wheel_sha=$(sha256sum "$wheel" | cut -d' ' -f1)
 ln -s "$WH" "$serve/wheelhouse"
 
@@ -92,11 +93,12 @@ for stage in "${STAGES[@]}"; do
         --build-arg BASE="medtrans/base:$TAG" \
         --build-arg WHEELHOUSE_URL="$URL/wheelhouse/" \
         --build-arg EXTRA_REQUIREMENTS="$("$PY" docker/scripts/requirements.py "$(extra_of "$stage")")" \
-        --build-arg MEDTRANS_WHEEL_URL="$URL/medtrans/$(basename "$wheel")#sha256=$wheel_sha"
+        --build-arg MEDTRANS_WHEEL_URL="$URL/medtrans/$(basename "$wheel")#sha256=$wheel_sha" \
+        --label "org.medtrans.source-digest=$source_digest"
     if [ "${WITH_WEIGHTS:-0}" = 1 ] && { [ "$stage" = preprocess ] || [ "$stage" = metrics ]; }; then
         [ -d "${WEIGHTS:-weights}" ] || { echo "build: WITH_WEIGHTS=1 but no ${WEIGHTS:-weights}/; run \`make weights\`" >&2; exit 2; }
         build "medtrans/$stage:$TAG" "${WEIGHTS:-weights}" -f "$ROOT/docker/with-weights/Dockerfile" \
-            --build-arg IMAGE="medtrans/$stage:$TAG"
+            --build-arg IMAGE="medtrans/$stage:$TAG" --label "org.medtrans.source-digest=$source_digest"
     fi
 done
 # old layers of images rebuilt under the same tag (ours only)

@@ -69,13 +69,13 @@ done
 URL=http://127.0.0.1:$port
 export DOCKER_BUILDKIT=${DOCKER_BUILDKIT:-0}   # the classic builder: in every engine, no buildx needed
 
-build() {  # image dockerfile-dir build-args...
-    local image=$1 dir=$2; shift 2
+build() {  # image revision dockerfile-dir build-args...
+    local image=$1 revision=$2 dir=$3; shift 3
     local t0=$SECONDS
     echo "build: $image"
     if ! docker build --network host --quiet --tag "$image" \
             --label "org.opencontainers.image.created=$(date -u -d "@${SOURCE_DATE_EPOCH:-315532800}" +%Y-%m-%dT%H:%M:%SZ)" \
-            --build-arg VERSION="$VERSION" --build-arg REVISION="$REVISION" "$@" "$dir" > "$OUT/build.log" 2>&1; then
+            --build-arg VERSION="$VERSION" --build-arg REVISION="$revision" "$@" "$dir" > "$OUT/build.log" 2>&1; then
         tail -40 "$OUT/build.log" >&2
         echo "build: $image failed (full log: $OUT/build.log)" >&2
         exit 1
@@ -84,12 +84,16 @@ build() {  # image dockerfile-dir build-args...
 }
 
 : > "$TSV"
-build "medtrans/base:$TAG" docker/base \
+# The base holds no medtrans code: its revision is a digest of what it is built from, so a new
+# commit leaves its id, and with it every stage's dependency layer, cached.
+core=$("$PY" docker/scripts/requirements.py core)
+base_revision=base-$(printf '%s\n' "$BASE_IMAGE" "$core" "$(cat docker/base/Dockerfile "$WH/SHA256SUMS")" | sha256sum | cut -c1-12)
+build "medtrans/base:$TAG" "$base_revision" docker/base \
     --build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg TORCH_VARIANT="$VARIANT" \
     --build-arg WHEELHOUSE_URL="$URL/wheelhouse/" \
-    --build-arg CORE_REQUIREMENTS="$("$PY" docker/scripts/requirements.py core)"
+    --build-arg CORE_REQUIREMENTS="$core"
 for stage in "${STAGES[@]}"; do
-    build "medtrans/$stage:$TAG" "docker/$stage" \
+    build "medtrans/$stage:$TAG" "$REVISION" "docker/$stage" \
         --build-arg BASE="medtrans/base:$TAG" \
         --build-arg WHEELHOUSE_URL="$URL/wheelhouse/" \
         --build-arg EXTRA_REQUIREMENTS="$("$PY" docker/scripts/requirements.py "$(extra_of "$stage")")" \
@@ -97,7 +101,7 @@ for stage in "${STAGES[@]}"; do
         --label "org.medtrans.source-digest=$source_digest"
     if [ "${WITH_WEIGHTS:-0}" = 1 ] && { [ "$stage" = preprocess ] || [ "$stage" = metrics ]; }; then
         [ -d "${WEIGHTS:-weights}" ] || { echo "build: WITH_WEIGHTS=1 but no ${WEIGHTS:-weights}/; run \`make weights\`" >&2; exit 2; }
-        build "medtrans/$stage:$TAG" "${WEIGHTS:-weights}" -f "$ROOT/docker/with-weights/Dockerfile" \
+        build "medtrans/$stage:$TAG" "$REVISION" "${WEIGHTS:-weights}" -f "$ROOT/docker/with-weights/Dockerfile" \
             --build-arg IMAGE="medtrans/$stage:$TAG" --label "org.medtrans.source-digest=$source_digest"
     fi
 done

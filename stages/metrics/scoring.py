@@ -11,6 +11,7 @@ few images for the IS splits, ...), never NaN.
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,17 @@ from medtrans.stages.metrics.swd import SWDDescriptors, SWDInputError, SWDParams
 
 METRICS = ("fid", "kid", "is", "swd", "frd")
 INCEPTION_METRICS = ("fid", "kid", "is")
+
+
+def _save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    """`np.savez` with fixed zip member times: the cached features are outputs listed with their
+    sha256 in the manifest, and np.savez stamps each member with the time of writing, so the same
+    features written a second later (or in a container) would otherwise get another digest."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, value in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with zf.open(info, "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asanyarray(value), allow_pickle=False)
 
 
 def metric_rows(metric: str, swd_resolutions: tuple[int, ...] = ()) -> list[str]:
@@ -61,7 +73,7 @@ class SetFeatures:
         if self.radiomics is not None:
             arrays["frd_names"] = np.asarray(self.radiomics.names)
             arrays["frd_values"] = self.radiomics.values
-        np.savez(path, **arrays)
+        _save_npz(path, arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> SetFeatures:

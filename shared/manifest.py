@@ -117,7 +117,9 @@ def read_manifest(folder: Path) -> Manifest | None:
     try:
         return Manifest.model_validate_json(path.read_text())
     except Exception as err:  # noqa: BLE001
-        raise ManifestError(f"{path}: unreadable manifest ({err.__class__.__name__}); delete the folder and rerun") from None
+        raise ManifestError(
+            f"{path}: unreadable manifest ({err.__class__.__name__}); delete the folder and rerun"
+        ) from None
 
 
 def require_manifest(folder: Path, hint: str) -> Manifest:

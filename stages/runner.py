@@ -30,7 +30,9 @@ class Outcome:
     seconds: float
 
 
-def run_stage(stage: str, study: StudyConfig, layout: RunLayout, force: bool = False, **filters) -> list[Outcome]:
+def run_stage(
+    stage: str, study: StudyConfig, layout: RunLayout, force: bool = False, **filters
+) -> list[Outcome]:
     outcomes = []
     for unit in plan_stage(stage, study, layout, **filters):
         t0 = time.perf_counter()

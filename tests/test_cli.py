@@ -39,6 +39,7 @@ def test_bad_study_is_one_line_exit_2(tmp_path):
 
 
 def test_unknown_model_is_refused(tmp_path):
-    result = runner.invoke(app, ["translate", "pix2pix", "--study", "studies/smoke.yaml", "--run", str(tmp_path)])
+    args = ["translate", "pix2pix", "--study", "studies/smoke.yaml", "--run", str(tmp_path)]
+    result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert "cyclegan" in result.output

@@ -27,7 +27,8 @@ def _writer(text: str, calls: list):
 
 def _units(layout: RunLayout, up_config=1, down_config=1, calls=None):
     calls = calls if calls is not None else []
-    up = Unit("preprocess", ("t",), layout.preprocess("t"), {"c": up_config}, _writer(f"up{up_config}", calls))
+    build = _writer(f"up{up_config}", calls)
+    up = Unit("preprocess", ("t",), layout.preprocess("t"), {"c": up_config}, build)
     down = Unit(
         "segment",
         ("t",),

@@ -11,6 +11,7 @@ few images for the IS splits, ...), never NaN.
 
 from __future__ import annotations
 
+import io
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,12 +32,14 @@ INCEPTION_METRICS = ("fid", "kid", "is")
 def _save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     """`np.savez` with fixed zip member times: the cached features are outputs listed with their
     sha256 in the manifest, and np.savez stamps each member with the time of writing, so the same
-    features written a second later (or in a container) would otherwise get another digest."""
+    features written a second later (or in a container) would otherwise get another digest.
+    Members are written whole (`writestr`): zip64 headers are then used only when a member needs
+    them, since Python patch releases differ in the headers a streamed, forced-zip64 member gets."""
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         for name, value in arrays.items():
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            with zf.open(info, "w", force_zip64=True) as fh:
-                np.lib.format.write_array(fh, np.asanyarray(value), allow_pickle=False)
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asanyarray(value), allow_pickle=False)
+            zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buf.getvalue())
 
 
 def metric_rows(metric: str, swd_resolutions: tuple[int, ...] = ()) -> list[str]:

@@ -205,3 +205,20 @@ def _replace(partial: Path, out: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
     else:
         os.rename(partial, out)
+
+
+def complete_translators(layout: RunLayout, task: str, models: tuple[str, ...], stage: str) -> list[str]:
+    """Translator names whose `translate/<task>/<model>/` has a complete, readable manifest:
+    the translated sets a downstream stage picks up (a broken one is logged and left out)."""
+    found = []
+    for model in models:
+        folder = layout.translate(task, model)
+        if not (folder / MANIFEST).is_file():
+            continue
+        try:
+            read_manifest(folder)
+        except ManifestError as err:
+            log.warning("%s/%s: %s; translator %s left out", stage, task, err, model)
+            continue
+        found.append(model)
+    return found

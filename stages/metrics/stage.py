@@ -29,11 +29,10 @@ from medtrans.shared.config.translate import MODELS
 from medtrans.shared.dataset import IndexError_, SliceIndex
 from medtrans.shared.device import resolve_device
 from medtrans.shared.imageio import ImageFormatError, read_png
-from medtrans.shared.layout import MANIFEST, RunLayout
+from medtrans.shared.layout import RunLayout
 from medtrans.shared.log import get_logger
-from medtrans.shared.manifest import ManifestError, read_manifest
 from medtrans.shared.seeding import derive_seed, rng
-from medtrans.shared.stage import StageInputError, Unit, UnitContext
+from medtrans.shared.stage import StageInputError, Unit, UnitContext, complete_translators
 from medtrans.stages.metrics.bootstrap import intervals, replicate_values
 from medtrans.stages.metrics.extract import Network, add_radiomics, load_network, locate_network, set_features
 from medtrans.stages.metrics.frd import FRDError, extractor_settings
@@ -51,18 +50,7 @@ log = get_logger("medtrans.metrics")
 
 def translators(layout: RunLayout, task: str) -> list[str]:
     """Translator names whose `translate/<task>/<model>/` has a complete manifest."""
-    found = []
-    for model in MODELS:
-        folder = layout.translate(task, model)
-        if not (folder / MANIFEST).is_file():
-            continue
-        try:
-            read_manifest(folder)
-        except ManifestError as err:
-            log.warning("metrics/%s: %s; translator %s left out", task, err, model)
-            continue
-        found.append(model)
-    return found
+    return complete_translators(layout, task, MODELS, STAGE)
 
 
 def network_for(study: StudyConfig) -> Network:

@@ -20,11 +20,10 @@ from medtrans.shared.config.translate import MODELS
 from medtrans.shared.dataset import IndexError_, SliceIndex
 from medtrans.shared.device import resolve_device
 from medtrans.shared.imageio import write_png
-from medtrans.shared.layout import MANIFEST, RunLayout
+from medtrans.shared.layout import RunLayout
 from medtrans.shared.log import get_logger
-from medtrans.shared.manifest import ManifestError, read_manifest
 from medtrans.shared.seeding import derive_seed, seed_everything
-from medtrans.shared.stage import StageInputError, Unit, UnitContext
+from medtrans.shared.stage import StageInputError, Unit, UnitContext, complete_translators
 from medtrans.stages.segment.data import ImageSet, check_translated, load_split, load_translated
 from medtrans.stages.segment.model import build_unet, check_size, predict
 from medtrans.stages.segment.plots import plot_training
@@ -39,18 +38,7 @@ log = get_logger("medtrans.segment")
 
 def translators(layout: RunLayout, task: str) -> list[str]:
     """Translator names whose `translate/<task>/<model>/` has a complete manifest."""
-    found = []
-    for model in MODELS:
-        folder = layout.translate(task, model)
-        if not (folder / MANIFEST).is_file():
-            continue
-        try:
-            read_manifest(folder)
-        except ManifestError as err:
-            log.warning("segment/%s: %s; translator %s left out", task, err, model)
-            continue
-        found.append(model)
-    return found
+    return complete_translators(layout, task, MODELS, STAGE)
 
 
 def plan(

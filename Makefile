@@ -16,7 +16,7 @@ DOCKER_ANSWERS = timeout 20 docker info >/dev/null 2>&1
 RUN ?=
 STAMP := $(VENV)/.setup-stamp
 
-.PHONY: setup all local test bench lint clean wheelhouse images weights weights-verify archive restore compose-run docker-e2e
+.PHONY: setup all local test test-gpu bench lint clean wheelhouse images weights weights-verify archive restore compose-run docker-e2e
 
 $(STAMP): pyproject.toml setup.py
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; medtrans needs Python 3.11 (set PYTHON=...)"; exit 1; }
@@ -86,6 +86,9 @@ docker-e2e: setup ## the real-engine end-to-end test alone (also part of make te
 
 test: setup ## run the tests
 	$(BIN)/python -m pytest -q
+
+test-gpu: setup ## the CUDA paths (needs a GPU): translators, UNet, metrics on CUDA, with timings printed
+	$(BIN)/python -m pytest -s -q tests/test_cuda.py tests/test_swd.py -k cuda
 
 bench: setup ## speed and memory against the tools people would use instead
 	$(BIN)/python -m medtrans.stages.metrics.bench --out bench-results/bench.json

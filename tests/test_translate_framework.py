@@ -112,10 +112,12 @@ def tiny(**schedule) -> dict:
     }
 
 
-def held_out_error(model_name: str, settings: dict, root: Path, seed: int = 3) -> tuple[float, float, float]:
+def held_out_error(
+    model_name: str, settings: dict, root: Path, seed: int = 3, device: str = "cpu", accel=None
+) -> tuple[float, float, float]:
     """Train `model_name` briefly on the known-mapping task; mean absolute error (gray
     levels) of the held-out source test slices against the known answer `target_of`:
-    (untrained, trained, copying the input)."""
+    (untrained, trained, copying the input). `device`/`accel` run the CUDA path (test_cuda)."""
     from medtrans.shared.config.translate import TranslateConfig
     from medtrans.shared.imageio import from_unit
     from medtrans.shared.seeding import seed_everything
@@ -135,10 +137,10 @@ def held_out_error(model_name: str, settings: dict, root: Path, seed: int = 3) -
     }
     config = TranslateConfig.model_validate({model_name: settings}).settings(model_name)
     seed_everything(seed)
-    model = get_model(model_name)(config, n_classes=3, image_size=32, device=torch.device("cpu"), seed=seed)
+    model = get_model(model_name)(config, n_classes=3, image_size=32, device=torch.device(device), seed=seed)
     want = np.stack([target_of(from_unit(x)) for x in split["test"].images]).astype(float)
     untrained = np.abs(infer.translate_split(model, split["test"]) - want).mean()
-    loop.train(model, TrainData(split["a"], split["b"]), config.schedule, root / "work", seed)
+    loop.train(model, TrainData(split["a"], split["b"]), config.schedule, root / "work", seed, accel=accel)
     trained = np.abs(infer.translate_split(model, split["test"]) - want).mean()
     copy = np.abs(from_unit(split["test"].images).astype(float) - want).mean()
     return float(untrained), float(trained), float(copy)

@@ -16,6 +16,7 @@ Float input must lie in [0, 1]; uint8 input is [0, 255].
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,17 +160,33 @@ def extract_features(
     device = torch.device(device)
     pools, logits = [], []
     starts = range(0, n, batch_size)
-    for i in _progress(starts, "inception features", len(starts), progress):
-        batch = images[i : i + batch_size]
-        batch = (
-            batch.to(device)
-            if isinstance(batch, torch.Tensor)
-            else torch.from_numpy(np.ascontiguousarray(batch)).to(device)
-        )
-        p, lg = model(preprocess_batch(batch, convention))
-        pools.append(p.double().cpu().numpy())
-        logits.append(lg.double().cpu().numpy())
+    with full_fp32(device):
+        for i in _progress(starts, "inception features", len(starts), progress):
+            batch = images[i : i + batch_size]
+            batch = (
+                batch.to(device)
+                if isinstance(batch, torch.Tensor)
+                else torch.from_numpy(np.ascontiguousarray(batch)).to(device)
+            )
+            p, lg = model(preprocess_batch(batch, convention))
+            pools.append(p.double().cpu().numpy())
+            logits.append(lg.double().cpu().numpy())
     return Features(np.concatenate(pools), np.concatenate(logits))
+
+
+@contextlib.contextmanager
+def full_fp32(device: torch.device):
+    """TF32 off for the Inception pass: cuDNN convolutions default to TF32 on Ampere and later,
+    which moves features by ~1e-3 relative; the metrics must equal the CPU's and the references'."""
+    if device.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def _progress(items, desc: str, total: int, show: bool):

@@ -7,6 +7,7 @@ verified-file path (explicit custom flag) for medtrans, and the same state dict 
 InceptionV3 (download bypassed) and torch-fidelity's FeatureExtractorInceptionV3 (local path).
 """
 
+import metrics_helpers
 import numpy as np
 import pytest
 import torch
@@ -24,24 +25,8 @@ N = 8  # images per set: 299x299 Inception on CPU runs at a few images/s
 
 
 def phantoms(n: int, seed: int, size: int = 64, blobs: int = 6, noise: float = 0.0) -> np.ndarray:
-    """Phantom-like uint8 slices: an elliptical body with smooth bright blobs (and optional noise)."""
-    r = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    out = []
-    for _ in range(n):
-        body = ((xx - 0.5) / r.uniform(0.3, 0.45)) ** 2 + ((yy - 0.5) / r.uniform(0.3, 0.45)) ** 2 < 1
-        img = 0.4 * body
-        for _ in range(blobs):
-            cx, cy, s, a = (
-                r.uniform(0.2, 0.8),
-                r.uniform(0.2, 0.8),
-                r.uniform(0.03, 0.12),
-                r.uniform(0.2, 0.8),
-            )
-            img = img + a * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * s * s)) * body
-        img = img + noise * r.standard_normal(img.shape)
-        out.append(np.round(np.clip(img / 1.6, 0, 1) * 255).astype(np.uint8))
-    return np.stack(out)
+    """The metrics tests' phantoms at this module's defaults (64 px, 6 blobs)."""
+    return metrics_helpers.phantoms(n, seed, size=size, blobs=blobs, noise=noise)
 
 
 def calibrated_inception(seed: int = 0) -> FIDInception:

@@ -87,7 +87,7 @@ def test_compose_file_matches_the_compose_spec_schema():
 
 def test_hadolint_clean_on_every_dockerfile():
     files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docker").rglob("Dockerfile"))
-    assert len(files) >= 1 + len(STAGES)
+    assert {"docker/base/Dockerfile", "docker/stage/Dockerfile"} <= set(files)
     run = subprocess.run(
         [str(BIN / "hadolint"), *files], cwd=ROOT, capture_output=True, text=True, check=False
     )
@@ -165,8 +165,8 @@ def test_translators_can_use_different_gpus():
     assert ids("cyclegan-gpu") == ["1"] and ids("unsb-gpu") == ["2"] and ids("maskgan-gpu") == ["0"]
 
 
-def _dockerfile(stage: str) -> str:
-    return (ROOT / "docker" / stage / "Dockerfile").read_text()
+def _dockerfile(name: str) -> str:
+    return (ROOT / "docker" / name / "Dockerfile").read_text()
 
 
 def _instructions(text: str, keyword: str) -> list[str]:
@@ -174,26 +174,63 @@ def _instructions(text: str, keyword: str) -> list[str]:
     return [line.split(None, 1)[1] for line in joined.splitlines() if line.upper().startswith(keyword + " ")]
 
 
+def _stage_image(stage: str) -> str:
+    """What `docker build --target <stage>` builds from docker/stage/Dockerfile: the shared part
+    (everything up to the first target) followed by the stage's own target section."""
+    text = _dockerfile("stage")
+    sections = re.split(r"(?m)^(?=FROM )", text)
+    shared = next(s for s in sections if s.startswith("FROM ${BASE} AS stage"))
+    mine = [s for s in sections if s.startswith(f"FROM stage AS {stage}\n")]
+    assert len(mine) == 1, f"docker/stage/Dockerfile needs exactly one target `{stage}`"
+    return shared + mine[0]
+
+
+def _build_args(stage: str) -> dict[str, str]:
+    """The build arguments build.sh passes for `stage` (its helper functions, run in bash)."""
+    script = (ROOT / "docker" / "scripts" / "build.sh").read_text()
+    funcs = "\n".join(
+        re.search(rf"(?m)^{name}\(\) \{{[^\n]*\}}$|(?s:^{name}\(\) \{{.*?^\}}$)", script).group(0)
+        for name in ("extra_of", "command_of", "describe")
+    )
+    out = subprocess.run(
+        ["bash", "-c", f"{funcs}\nextra_of {stage}; command_of {stage}; describe {stage}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    return {"extra": out[0], "command": out[1], "description": out[2]}
+
+
 @pytest.mark.parametrize("stage", STAGES)
-def test_stage_dockerfile_runs_its_medtrans_command_as_non_root(stage):
-    text = _dockerfile(stage)
+def test_stage_image_runs_its_medtrans_command_as_non_root(stage):
+    text = _stage_image(stage)
     entry = json.loads(_instructions(text, "ENTRYPOINT")[-1])  # exec form: a JSON list
     assert entry[0] == "/opt/venv/bin/medtrans"
     assert entry[1:] == (["translate", stage] if stage in TRANSLATORS else [stage])
-    # the entry command exists in the CLI
+    # the entry command exists in the CLI, and it is the command the build checks with --help
     assert CliRunner().invoke(app, [*entry[1:], "--help"]).exit_code == 0
+    args = _build_args(stage)
+    assert args["command"].split() == entry[1:] and args["extra"] == EXTRA[stage]
+    assert "medtrans ${STAGE_COMMAND} --help" in text
+    # setting ENTRYPOINT resets the inherited CMD: the target must name it again
+    assert json.loads(_instructions(text, "CMD")[-1]) == [
+        "--study",
+        "/medtrans/study.yaml",
+        "--run",
+        "/medtrans/run",
+    ]
     user = _instructions(text, "USER")[-1]
     assert re.fullmatch(r"\d+:\d+", user) and not user.startswith("0:")
     labels = " ".join(_instructions(text, "LABEL"))
-    for key in ("title", "version", "revision", "source"):
+    for key in ("title", "description", "version", "revision", "source"):
         assert f"org.opencontainers.image.{key}=" in labels
-    assert f'image.title="medtrans-{stage}"' in labels
+    assert 'image.title="${TITLE}"' in labels and args["description"]
     # only wheels from the wheelhouse, never an index; no weights baked in by default
     for run in _instructions(text, "RUN"):
         if "pip install" in run:
             assert "--no-index" in run
     assert not _instructions(text, "COPY") and not _instructions(text, "ADD")
-    assert _instructions(text, "FROM") == ["${BASE}"]
+    assert _instructions(text, "FROM") == ["${BASE} AS stage", f"stage AS {stage}"]
 
 
 def test_base_dockerfile_user_folders_and_offline_weights():

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the medtrans images: one base (Python 3.11, torch, core pins) and one thin image per
-# stage and per translator, all from the wheelhouse (never a package index or a registry).
+# stage and per translator (docker/stage/Dockerfile, one target each), all from the wheelhouse
+# (never a package index or a registry).
 #   docker/scripts/build.sh [STAGE...]
 # env: VARIANT=cpu|cuda  BASE_IMAGE=<image>  TAG=<tag>  WHEELHOUSE=wheelhouse  WITH_WEIGHTS=0|1
 #      WEIGHTS=weights  PYTHON=.venv/bin/python
@@ -27,6 +28,20 @@ mkdir -p "$OUT"
 TSV=$OUT/images-$TAG.tsv
 
 extra_of() { case $1 in cyclegan|maskgan|unsb|spade) echo translate ;; *) echo "$1" ;; esac; }
+command_of() { case $1 in cyclegan|maskgan|unsb|spade) echo "translate $1" ;; *) echo "$1" ;; esac; }
+describe() {  # the image's description label
+    case $1 in
+        preprocess) echo "raw scans (DICOM, NIfTI, NRRD) to 8-bit slices, masks and a patient-level split (TotalSegmentator labels CT vertebrae; its weights come from /weights)" ;;
+        cyclegan) echo "trains the CycleGAN translator per task and translates the source test split" ;;
+        maskgan) echo "trains the MaskGAN translator (mask-guided, shape-consistent) per task and translates the source test split" ;;
+        unsb) echo "trains the UNSB translator (unpaired neural Schroedinger bridge) per task and translates the source test split" ;;
+        spade) echo "trains the SPADE translator (mask-conditioned) per task and translates the source test split" ;;
+        segment) echo "trains the target-domain UNet; Dice and HD95 on real and translated test sets" ;;
+        metrics) echo "FID, KID, IS, SWD and FRD of each translated set against the real target test set (Inception weights read from /weights)" ;;
+        report) echo "correlates the perceptual metrics with Dice: tables, figures, report.html" ;;
+        *) echo "build: unknown stage $1 (one of: ${ALL_STAGES[*]})" >&2; exit 2 ;;
+    esac
+}
 
 [ -f "$WH/SHA256SUMS" ] || { echo "build: no wheelhouse at $WH; run \`make wheelhouse\` first" >&2; exit 2; }
 have=$(cat "$WH/TORCH_VARIANT" 2>/dev/null || echo cpu)
@@ -93,8 +108,11 @@ build "medtrans/base:$TAG" "$base_revision" docker/base \
     --build-arg WHEELHOUSE_URL="$URL/wheelhouse/" \
     --build-arg CORE_REQUIREMENTS="$core"
 for stage in "${STAGES[@]}"; do
-    build "medtrans/$stage:$TAG" "$REVISION" "docker/$stage" \
+    build "medtrans/$stage:$TAG" "$REVISION" docker/stage --target "$stage" \
         --build-arg BASE="medtrans/base:$TAG" \
+        --build-arg STAGE_COMMAND="$(command_of "$stage")" \
+        --build-arg TITLE="medtrans-$stage" \
+        --build-arg DESCRIPTION="medtrans $stage: $(describe "$stage")." \
         --build-arg WHEELHOUSE_URL="$URL/wheelhouse/" \
         --build-arg EXTRA_REQUIREMENTS="$("$PY" docker/scripts/requirements.py "$(extra_of "$stage")")" \
         --build-arg MEDTRANS_WHEEL_URL="$URL/medtrans/$(basename "$wheel")#sha256=$wheel_sha" \

@@ -89,8 +89,13 @@ def bench_swd(n_images: int = 64, size: int = 256, repeats: int = 2, seed: int =
     }
 
 
-def bench_frd_workers(n_images: int = 32, size: int = 64, seed: int = 0) -> dict:
-    """frd-score v1 radiomics of the same images with 1 and with 2 worker processes (no cache)."""
+def bench_frd_workers(n_images: int = 32, size: int = 64, seed: int = 0, repeats: int = 2) -> dict:
+    """frd-score v1 radiomics of the same images with 1 and with 2 worker processes (no cache).
+
+    Each configuration runs `repeats` times, alternating (1, 2, 1, 2, ...), and the fastest run of
+    each counts: both get the same treatment, and a burst of another job's work on this shared
+    machine during one run no longer decides the ratio (a single pair of runs moved between 1.65x
+    and 2.15x with the load). Every run starts its own process pool, as a user's call does."""
     from medtrans.stages.metrics.frd import _silence, extract_radiomics
 
     _silence()
@@ -98,15 +103,23 @@ def bench_frd_workers(n_images: int = 32, size: int = 64, seed: int = 0) -> dict
 
     images = smooth_images(n_images, size, seed)
     extract_radiomics(images[:2], workers=1, show_progress=False)  # warm-up
-    one, t1, _ = _timed(lambda: extract_radiomics(images, workers=1, show_progress=False))
-    two, t2, _ = _timed(lambda: extract_radiomics(images, workers=2, show_progress=False))
+    runs: dict[int, list] = {1: [], 2: []}
+    for _ in range(repeats):
+        for workers in runs:
+            runs[workers].append(
+                _timed(lambda w=workers: extract_radiomics(images, workers=w, show_progress=False))
+            )
+    (one, t1, _), (two, t2, _) = (min(runs[w], key=lambda r: r[1]) for w in (1, 2))
     return {
         "name": "frd_workers",
         "n_images": n_images,
         "image_size": size,
         "cpus": os.cpu_count(),
+        "repeats": repeats,
         "one_worker_s": t1,
         "two_workers_s": t2,
+        "one_worker_runs_s": [r[1] for r in runs[1]],
+        "two_workers_runs_s": [r[1] for r in runs[2]],
         "speedup": t1 / t2,
         "same_features": bool(np.array_equal(one.values, two.values, equal_nan=True)),
     }
@@ -122,7 +135,7 @@ def run_all(quick: bool = False, device: str = "cpu") -> list[dict]:
             lambda: bi.bench_inception_throughput(
                 n_images=2, batch_size=2, image_size=64, device=device, repeats=1, warmup=False
             ),
-            lambda: bench_frd_workers(n_images=4, size=32),
+            lambda: bench_frd_workers(n_images=4, size=32, repeats=1),
         ]
     else:
         plan = [

@@ -40,6 +40,37 @@ def test_pyramid_equals_reference():
         np.testing.assert_allclose(o.numpy(), t, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize(
+    "shape, dtype",
+    [((5, 1, 64, 64), torch.float32), ((4, 3, 50, 70), torch.float64), ((3, 1, 33, 47), torch.float32),
+     ((2, 1, 16, 16), torch.float32)],
+)  # fmt: skip
+def test_compiled_descriptors_equal_torch(shape, dtype):
+    """The numba kernels (swd_cpu.py) do the torch path's arithmetic in its order: equal, not close."""
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(0), dtype=dtype) * 255
+    compiled = swd.describe(x, P, 4, dtype=dtype, compiled=True)
+    plain = swd.describe(x, P, 4, dtype=dtype, compiled=False)
+    assert compiled.resolutions == plain.resolutions
+    for a, b in zip(compiled.levels, plain.levels, strict=True):
+        assert a.dtype == b.dtype == dtype and torch.equal(a, b)
+
+
+def test_without_numba_the_same_distance(sets, monkeypatch):
+    """Without numba (torch pyramid, np.sort, NumPy sums) SWD gives the same value."""
+    from medtrans.stages.metrics import rowsort
+
+    real, fake = sets[0][:8], sets[1][:8]
+    with_numba = swd.swd(real, fake, P, 5)
+    monkeypatch.setattr(swd, "numba_available", lambda: False)
+    monkeypatch.setattr(rowsort, "numba_available", lambda: False)
+    rowsort.radix_pays.cache_clear()
+    try:
+        without = swd.swd(real, fake, P, 5)
+    finally:
+        rowsort.radix_pays.cache_clear()
+    assert without.per_level == pytest.approx(with_numba.per_level, rel=1e-12)
+
+
 def test_same_centres_and_directions_equal_reference(sets):
     real, fake = sets[0][:12], sets[1][:12]
     d_real = swd.describe(real, P, 11, dtype=torch.float64)

@@ -149,3 +149,16 @@ def test_sort_rows_in_place_any_workers(workers):
 def test_sort_rows_refuses_views():
     with pytest.raises(ValueError, match="C-contiguous"):
         rowsort.sort_rows_(np.zeros((4, 10))[:, ::2])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_in_background_returns_the_result(workers):
+    before = torch.get_num_threads()
+    torch.set_num_threads(workers)
+    try:
+        with rowsort.own_threads():
+            job = rowsort.in_background(lambda a, b: (a + b, torch.get_num_threads()), 2, 3)
+            assert rowsort.parallel_map(lambda v: v * 2, [1, 2, 3]) == [2, 4, 6]  # overlaps the job
+            assert job.result() == (5, 1)  # torch single-threaded inside, as in parallel_map
+    finally:
+        torch.set_num_threads(before)

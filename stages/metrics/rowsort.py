@@ -32,7 +32,7 @@ from __future__ import annotations
 import functools
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numpy as np
@@ -240,6 +240,22 @@ def parallel_map(fn, items: list) -> list:
         return fn(item)
 
     return list(_pool(workers).map(run, items))
+
+
+def in_background(fn, *args) -> Future:
+    """Start fn(*args) on one of the `cpu_workers()` threads and return its future (run at once,
+    in this thread, where there is only one worker): independent serial work then overlaps the
+    `parallel_map` calls that follow."""
+    if cpu_workers() == 1:
+        done: Future = Future()
+        done.set_result(fn(*args))
+        return done
+
+    def run():
+        _single_torch_thread()
+        return fn(*args)
+
+    return _pool(cpu_workers()).submit(run)
 
 
 def sort_rows_(x: np.ndarray) -> np.ndarray:

@@ -38,6 +38,7 @@ from medtrans.shared.seeding import derive_seed
 from medtrans.stages.metrics.rowsort import (
     BLOCK_ROWS,
     cpu_workers,
+    in_background,
     numba_available,
     own_threads,
     parallel_map,
@@ -219,8 +220,9 @@ def extract(level: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, nhood_size:
     return level.contiguous().view(-1)[first[:, :, None, None, None] + step]
 
 
-def _as_batch(images, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
-    """(N, H, W) or (N, C, H, W) images (array or tensor) -> float tensor (N, C, H, W)."""
+def _as_batch(images) -> torch.Tensor:
+    """(N, H, W) or (N, C, H, W) images (array or tensor) -> a checked (N, C, H, W) tensor on the
+    CPU, in the images' own dtype (each piece is converted by the thread that describes it)."""
     x = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
     if x.ndim == 3:
         x = x[:, None]
@@ -230,7 +232,7 @@ def _as_batch(images, dtype: torch.dtype, device: torch.device | str) -> torch.T
         raise SWDInputError(f"SWD needs at least 2 images, got {x.shape[0]}")
     if x.is_floating_point() and not torch.isfinite(x).all():
         raise SWDInputError("images contain NaN or infinite values")
-    return x.to(device=device, dtype=dtype)
+    return x.cpu()
 
 
 def describe(
@@ -250,7 +252,7 @@ def describe(
     On a CPU the numba kernels of `swd_cpu` compute them (`compiled`, by default where numba is
     installed): the same numbers as the torch operations, which run everywhere else.
     """
-    x = _as_batch(images, dtype, "cpu")
+    x = _as_batch(images)
     n, c, h, w = x.shape
     if c not in (1, params.channels):
         raise SWDInputError(f"images have {c} channels; SWD is set up for {params.channels}")
@@ -270,23 +272,28 @@ def describe(
     if on_cpu:  # pieces for the threads (each image's pyramid is independent), small enough to
         batch_size = max(1, min(batch_size, CPU_BATCH, -(-n // cpu_workers())))  # stay in cache
 
-    def piece(start: int) -> list[torch.Tensor]:
+    k = params.nhood_size
+    levels = [torch.empty((n, ys.shape[1], c, k, k), dtype=dtype) for ys, _ in centres]
+
+    def piece(start: int) -> None:  # writes images [start, stop) of every level
         stop = min(n, start + batch_size)
+        parts = [lvl[start:stop] for lvl in levels]
         if compiled:
             at = [(ys[start:stop].numpy(), xs[start:stop].numpy()) for ys, xs in centres]
-            levels = describe_planes(x[start:stop].numpy(), at, params.nhood_size)
-            return [torch.from_numpy(lvl) for lvl in levels]
-        batch = x[start:stop].to(device)
-        return [
-            extract(level, centres[i][0][start:stop], centres[i][1][start:stop], params.nhood_size).cpu()
-            for i, level in enumerate(laplacian_pyramid(batch, len(res)))
-        ]
+            describe_planes(x[start:stop].to(dtype).numpy(), at, k, [p.numpy() for p in parts])
+            return
+        pyramid = laplacian_pyramid(x[start:stop].to(device=device, dtype=dtype), len(res))
+        for part, level, (ys, xs) in zip(parts, pyramid, centres, strict=True):
+            part.copy_(extract(level, ys[start:stop], xs[start:stop], k))
 
     starts = list(range(0, n, batch_size))
     with own_threads():
-        pieces = parallel_map(piece, starts) if on_cpu else [piece(start) for start in starts]
-    levels = list(zip(*pieces, strict=True))
-    return SWDDescriptors(res, [torch.cat(parts) for parts in levels], params.channels)
+        if on_cpu:
+            parallel_map(piece, starts)
+        else:
+            for start in starts:
+                piece(start)
+    return SWDDescriptors(res, levels, params.channels)
 
 
 def normalise(desc: torch.Tensor) -> torch.Tensor:
@@ -472,6 +479,10 @@ def swd(
     """
     with own_threads():
         d_real = describe(real, params, derive_seed(seed, "swd", "real"), dtype=dtype, device=device)
+        patch_dim = int(np.prod(d_real.levels[0].shape[3:]))
+        seed_dirs = derive_seed(seed, "swd", "directions")
+        # the directions are drawn (serial torch.randn) while the fake set is described
+        dirs = in_background(level_directions, d_real.resolutions, params, seed_dirs, patch_dim, dtype)
         d_fake = describe(fake, params, derive_seed(seed, "swd", "fake"), dtype=dtype, device=device)
-        ref = SWDReference(d_real, params, derive_seed(seed, "swd", "directions"), dtype=dtype, device=device)
+        ref = SWDReference(d_real, params, directions=dirs.result(), dtype=dtype, device=device)
         return ref.score(d_fake)

@@ -112,21 +112,24 @@ def _kernels():
 
 
 def describe_planes(
-    images: np.ndarray, centres: list[tuple[np.ndarray, np.ndarray]], nhood_size: int
+    images: np.ndarray,
+    centres: list[tuple[np.ndarray, np.ndarray]],
+    nhood_size: int,
+    out: list[np.ndarray] | None = None,
 ) -> list[np.ndarray]:
     """(N, C, H, W) float images -> per level (N, K, C, k, k) neighbourhoods of the Laplacian
-    pyramid, one level per (ys, xs) pair of (N, K) centres, fine to coarse, as `swd.describe`."""
+    pyramid, one level per (ys, xs) pair of (N, K) centres, fine to coarse, as `swd.describe`;
+    written into `out` (C-contiguous arrays of those shapes) where given."""
     pyr_down, laplacian_patches = _kernels()
     n, c, h, w = images.shape
     fine = np.ascontiguousarray(images.reshape(n * c, h, w))
-    out = []
-    for level, (ys, xs) in enumerate(centres):
+    if out is None:
+        out = [np.empty((n, ys.shape[1], c, nhood_size, nhood_size), fine.dtype) for ys, _ in centres]
+    for level, ((ys, xs), patches) in enumerate(zip(centres, out, strict=True)):
         last = level == len(centres) - 1
         coarse = fine[:, :1, :1] if last else pyr_down(fine)  # unused on the last level
-        patches = np.empty((n, ys.shape[1], c, nhood_size, nhood_size), fine.dtype)
         laplacian_patches(
             fine, coarse, not last, np.ascontiguousarray(ys), np.ascontiguousarray(xs), c, nhood_size, patches
         )
-        out.append(patches)
         fine = coarse
     return out

@@ -152,7 +152,8 @@ def abs_diff_row_sums(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     temporaries (NumPy's `np.abs(a - b).sum(1, dtype=float64)` makes two and converts in buffers)."""
     if a.shape != b.shape or a.ndim != 2:
         raise ValueError(f"abs_diff_row_sums needs two 2-D arrays of one shape, got {a.shape} and {b.shape}")
-    if a.dtype == b.dtype == np.float32 and a.flags.c_contiguous and b.flags.c_contiguous and radix_pays():
+    compiled = a.flags.c_contiguous and b.flags.c_contiguous and numba_available()
+    if a.dtype == b.dtype == np.float32 and compiled:
         row_distance = _kernels()[1]
         return np.array([row_distance(x, y) for x, y in zip(a, b, strict=True)])
     return np.abs(a.astype(np.float64) - b).sum(axis=1)

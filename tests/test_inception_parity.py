@@ -14,6 +14,7 @@ import torch
 from test_inception_shim import references
 
 from medtrans.shared.hashing import sha256_file
+from medtrans.stages.metrics import features
 from medtrans.stages.metrics.features import extract_features, preprocess_batch
 from medtrans.stages.metrics.fid import fid_from_features
 from medtrans.stages.metrics.inception import FIDInception, load_inception
@@ -152,6 +153,22 @@ def test_torch_fidelity_parity(net_file, images, ours):
     assert ref_is["inception_score_mean"] > 1.05  # the scaled fc gives a non-trivial score
     assert mean == pytest.approx(ref_is["inception_score_mean"], rel=1e-4)
     assert std == pytest.approx(ref_is["inception_score_std"], rel=1e-3, abs=1e-6)
+
+
+def test_features_do_not_depend_on_the_micro_batch(net_file, images, ours, monkeypatch):
+    """On a CPU the network takes CPU_MICRO_BATCH images at a time for speed; the features must be
+    bit-identical to one pass over the whole set and to uneven splits (what the parity above and
+    the bench's throughput ratio rest on)."""
+    assert features.CPU_MICRO_BATCH < N  # `ours` was computed in several micro-batches
+    net = load_inception(net_file, "cpu")
+    for conv in ("pytorch-fid", "torch-fidelity"):
+        monkeypatch.setattr(features, "CPU_MICRO_BATCH", N)
+        whole = extract_features(net, images[0], conv, batch_size=N, progress=False)
+        monkeypatch.setattr(features, "CPU_MICRO_BATCH", 3)
+        uneven = extract_features(net, images[0], conv, batch_size=5, progress=False)  # 3+2, 3
+        for got in (whole, uneven):
+            np.testing.assert_array_equal(got.pool, ours[conv][0].pool)
+            np.testing.assert_array_equal(got.logits, ours[conv][0].logits)
 
 
 def test_conventions_give_different_numbers(ours):

@@ -29,7 +29,10 @@ from medtrans.stages.translate.unsb_nets import (
 )
 
 SIZE = 32
-ITERS = 300  # UNSB learning-test iterations
+# UNSB learning-test iterations: at 300 the outcome depended on the CPU and the seed (a body
+# mean of 170 on one machine, 90-140 across seeds 3-5 on another); at 600 seeds 3, 4, 5 all
+# clear the checks below on both (body 135-149, background 14-15, MAE 28-32 vs ~104 untrained)
+ITERS = 600
 TINY_UNSB = {"ngf": 8, "ndf": 8, "n_blocks": 2, "nce_layers": [0, 4, 8, 12, 13], "num_patches": 64}
 
 
@@ -200,7 +203,7 @@ def test_unsb_learns_the_intensity_change_and_writes_every_test_slice(tmp_path):
     -> target ~190, source core ~200 -> target ~80), held-out source slices translated by
     a briefly trained UNSB have the target's background and body intensities, and a far
     smaller error than the untrained model. Copying the input fails the body check (90)
-    and the untrained net fails the error check (~100 gray levels).
+    and the untrained net (~135 everywhere) fails the error and background checks.
 
     Measured here: the small core (about 10% of the body) is NOT yet inverted after such
     brief training: UNSB's pixel-level PatchNCE (layer 0, one MLP shared by query and key)
@@ -213,4 +216,6 @@ def test_unsb_learns_the_intensity_change_and_writes_every_test_slice(tmp_path):
     assert untrained["mae"] > 70
     assert trained["mae"] < 0.5 * untrained["mae"], (trained, untrained)
     assert trained["label_means"][0] < 40, trained  # background: 0 in the target
-    assert trained["label_means"][1] > 140, trained  # body: 90 in the source, 190 in the target
+    # body: 90 in the source, 190 in the target, and it stands out from the background
+    assert trained["label_means"][1] > 120, trained
+    assert trained["label_means"][1] - trained["label_means"][0] > 100, trained

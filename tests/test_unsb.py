@@ -30,8 +30,9 @@ from medtrans.stages.translate.unsb_nets import (
 
 SIZE = 32
 # UNSB learning-test iterations: at 300 the outcome depended on the CPU and the seed (a body
-# mean of 170 on one machine, 90-140 across seeds 3-5 on another); at 600 seeds 3, 4, 5 all
-# clear the checks below on both (body 135-149, background 14-15, MAE 28-32 vs ~104 untrained)
+# mean of 170 on an AMD EPYC, 90-140 across seeds 3-5 on an Intel Xeon); at 600 seeds 3, 4, 5
+# all clear the checks below on the Xeon (body 135-149, background 14-15, MAE 28-32 vs ~104
+# untrained); 600 has not been run on the EPYC
 ITERS = 600
 TINY_UNSB = {"ngf": 8, "ndf": 8, "n_blocks": 2, "nce_layers": [0, 4, 8, 12, 13], "num_patches": 64}
 

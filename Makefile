@@ -11,12 +11,23 @@ WHEELHOUSE ?= wheelhouse$(if $(filter cuda,$(VARIANT)),-cuda)
 WEIGHTS ?= weights
 ARCHIVE ?= archive/medtrans-$(VARIANT)
 WITH_WEIGHTS ?= 0
-STAGE_IMAGES := preprocess cyclegan maskgan unsb spade segment metrics report
+# the list of stages, translators and images: shared/catalogue/stages.py (any python3 >= 3.9)
+HOST_PYTHON ?= python3
+CATALOGUE = $(HOST_PYTHON) shared/catalogue/stages.py
+STAGE_IMAGES = $(shell $(CATALOGUE) images)
 DOCKER_ANSWERS = timeout 20 docker info >/dev/null 2>&1
 RUN ?=
 STAMP := $(VENV)/.setup-stamp
+# The editable install is setuptools' strict mode: a tree of links to the checkout's files under
+# build/__editable__.*, which jedi, pyright and mypy follow (the default mode's import hook they
+# cannot). The tree lists the files present at install time, so when the list of files under
+# shared/ and stages/ changes (MODULES), `make setup` links them again (LINKED, seconds, offline).
+EDITABLE := --config-settings editable_mode=strict
+MODULES := $(VENV)/.modules
+LINKED := $(VENV)/.linked-stamp
+MODULE_LIST = $(shell find shared stages -type f ! -name '*.pyc' ! -path '*/__pycache__/*' | LC_ALL=C sort)
 
-.PHONY: setup all local test test-gpu bench lint clean wheelhouse images weights weights-verify archive restore compose-run docker-e2e
+.PHONY: setup all local test test-gpu bench lint clean wheelhouse images weights weights-verify archive restore compose-run docker-e2e generate compose FORCE
 
 $(STAMP): pyproject.toml setup.py
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; medtrans needs Python 3.11 (set PYTHON=...)"; exit 1; }
@@ -24,10 +35,25 @@ $(STAMP): pyproject.toml setup.py
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
 	# CPU torch 2.13.0 first (from the local wheel folder where there is one), then the rest
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[all,dev]'
+	$(BIN)/pip install -q -e '.[all,dev]' $(EDITABLE)
 	touch $@
 
-setup: $(STAMP) ## create .venv and install the pinned dependencies
+# rewritten only when the list differs, so that its time stamp says when the list last changed
+$(MODULES): FORCE
+	@mkdir -p $(@D)
+	@printf '%s\n' $(MODULE_LIST) > $@.tmp
+	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+
+$(LINKED): $(STAMP) $(MODULES)
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e . $(EDITABLE)
+	touch $@
+
+setup: $(LINKED) ## create .venv and install the pinned dependencies (medtrans itself as a strict editable install)
+
+generate: ## compose.yaml and docker/stage/Dockerfile's targets, from shared/catalogue/stages.py
+	$(HOST_PYTHON) docker/scripts/generate.py write
+
+compose: generate ## the same as make generate
 
 all: setup ## run STUDY (default studies/demo.yaml): through compose when a Docker engine answers, else locally
 	@if [ "$${MEDTRANS_LOCAL:-0}" != 1 ] && $(DOCKER_ANSWERS); then \

@@ -14,7 +14,8 @@ DIR=${1:-archive/medtrans-$TAG}
 WH=${WHEELHOUSE:-wheelhouse}
 WEIGHTS=${WEIGHTS:-weights}
 images=(medtrans/debian:bookworm-minbase medtrans/base:$TAG)
-for s in preprocess cyclegan maskgan unsb spade segment metrics report; do images+=("medtrans/$s:$TAG"); done
+stages=$("$PY" shared/catalogue/stages.py images)   # every stage image, from the catalogue
+for s in $stages; do images+=("medtrans/$s:$TAG"); done
 
 mkdir -p "$DIR"
 : > "$DIR/images.tsv"

@@ -12,9 +12,13 @@ ROOT=$PWD
 PY=${PYTHON:-.venv/bin/python}
 [ -x "$PY" ] || PY=python3
 case $PY in /*) ;; */*) PY=$ROOT/$PY ;; *) PY=$(command -v "$PY") ;; esac
-ALL_STAGES=(preprocess cyclegan maskgan unsb spade segment metrics report)
+# The images and each one's extra, command and labels: shared/catalogue/stages.py (any python3).
+field() { "$PY" shared/catalogue/stages.py image "$1" "$2"; }
+all_stages=$("$PY" shared/catalogue/stages.py images)
 STAGES=("$@")
-[ ${#STAGES[@]} -gt 0 ] || STAGES=("${ALL_STAGES[@]}")
+# shellcheck disable=SC2206  # one plain name per line (the catalogue checks them)
+[ ${#STAGES[@]} -gt 0 ] || STAGES=($all_stages)
+for stage in "${STAGES[@]}"; do field "$stage" name >/dev/null || exit 2; done  # unknown: stages.py lists the images
 VARIANT=${VARIANT:-cpu}
 VERSION=$("$PY" docker/scripts/requirements.py --version)
 TAG=${TAG:-$VERSION-$VARIANT}
@@ -26,22 +30,6 @@ fi
 OUT=build/docker
 mkdir -p "$OUT"
 TSV=$OUT/images-$TAG.tsv
-
-extra_of() { case $1 in cyclegan|maskgan|unsb|spade) echo translate ;; *) echo "$1" ;; esac; }
-command_of() { case $1 in cyclegan|maskgan|unsb|spade) echo "translate $1" ;; *) echo "$1" ;; esac; }
-describe() {  # the image's description label
-    case $1 in
-        preprocess) echo "raw scans (DICOM, NIfTI, NRRD) to 8-bit slices, masks and a patient-level split (TotalSegmentator labels CT vertebrae; its weights come from /weights)" ;;
-        cyclegan) echo "trains the CycleGAN translator per task and translates the source test split" ;;
-        maskgan) echo "trains the MaskGAN translator (mask-guided, shape-consistent) per task and translates the source test split" ;;
-        unsb) echo "trains the UNSB translator (unpaired neural Schroedinger bridge) per task and translates the source test split" ;;
-        spade) echo "trains the SPADE translator (mask-conditioned) per task and translates the source test split" ;;
-        segment) echo "trains the target-domain UNet; Dice and HD95 on real and translated test sets" ;;
-        metrics) echo "FID, KID, IS, SWD and FRD of each translated set against the real target test set (Inception weights read from /weights)" ;;
-        report) echo "correlates the perceptual metrics with Dice: tables, figures, report.html" ;;
-        *) echo "build: unknown stage $1 (one of: ${ALL_STAGES[*]})" >&2; exit 2 ;;
-    esac
-}
 
 [ -f "$WH/SHA256SUMS" ] || { echo "build: no wheelhouse at $WH; run \`make wheelhouse\` first" >&2; exit 2; }
 have=$(cat "$WH/TORCH_VARIANT" 2>/dev/null || echo cpu)
@@ -110,14 +98,14 @@ build "medtrans/base:$TAG" "$base_revision" docker/base \
 for stage in "${STAGES[@]}"; do
     build "medtrans/$stage:$TAG" "$REVISION" docker/stage --target "$stage" \
         --build-arg BASE="medtrans/base:$TAG" \
-        --build-arg STAGE_COMMAND="$(command_of "$stage")" \
-        --build-arg TITLE="medtrans-$stage" \
-        --build-arg DESCRIPTION="medtrans $stage: $(describe "$stage")." \
+        --build-arg STAGE_COMMAND="$(field "$stage" command)" \
+        --build-arg TITLE="$(field "$stage" title)" \
+        --build-arg DESCRIPTION="medtrans $stage: $(field "$stage" description)." \
         --build-arg WHEELHOUSE_URL="$URL/wheelhouse/" \
-        --build-arg EXTRA_REQUIREMENTS="$("$PY" docker/scripts/requirements.py "$(extra_of "$stage")")" \
+        --build-arg EXTRA_REQUIREMENTS="$("$PY" docker/scripts/requirements.py "$(field "$stage" extra)")" \
         --build-arg MEDTRANS_WHEEL_URL="$URL/medtrans/$(basename "$wheel")#sha256=$wheel_sha" \
         --label "org.medtrans.source-digest=$source_digest"
-    if [ "${WITH_WEIGHTS:-0}" = 1 ] && { [ "$stage" = preprocess ] || [ "$stage" = metrics ]; }; then
+    if [ "${WITH_WEIGHTS:-0}" = 1 ] && [ "$(field "$stage" weights)" = true ]; then
         [ -d "${WEIGHTS:-weights}" ] || { echo "build: WITH_WEIGHTS=1 but no ${WEIGHTS:-weights}/; run \`make weights\`" >&2; exit 2; }
         build "medtrans/$stage:$TAG" "$REVISION" "${WEIGHTS:-weights}" -f "$ROOT/docker/with-weights/Dockerfile" \
             --build-arg IMAGE="medtrans/$stage:$TAG" --label "org.medtrans.source-digest=$source_digest"

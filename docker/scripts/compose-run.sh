@@ -28,7 +28,9 @@ mkdir -p "$RECORDS"
 : > "$RECORDS/stages.tsv"
 compose() { docker/scripts/compose.sh --file "$ROOT/compose.yaml" --profile "$profile" "$@"; }
 
-read -r -a stages <<< "${STAGES:-preprocess cyclegan maskgan unsb spade segment metrics report}"
+# the services in run order: shared/catalogue/stages.py, or STAGES="preprocess cyclegan ..."
+all_stages=$("$PY" shared/catalogue/stages.py images)
+read -r -a stages <<< "${STAGES:-${all_stages//$'\n'/ }}"
 echo "compose-run: study $MEDTRANS_STUDY_NAME ($study), images medtrans/*:$MEDTRANS_TAG, profile $profile, volume medtrans-run-$MEDTRANS_STUDY_NAME"
 for stage in "${stages[@]}"; do
     image=medtrans/$stage:$MEDTRANS_TAG
@@ -36,7 +38,6 @@ for stage in "${stages[@]}"; do
         || { echo "compose-run: image $image missing; run \`make images\`" >&2; exit 2; }
     export "MEDTRANS_IMAGE_ID_${stage^^}=$id"
     service=$stage$suffix
-    [ "$stage" = report ] && service=report$suffix
     name=medtrans-$MEDTRANS_STUDY_NAME-$service
     docker rm -f "$name" >/dev/null 2>&1 || true
     echo "compose-run: [$stage] $image ($id)"

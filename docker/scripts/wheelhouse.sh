@@ -8,7 +8,8 @@ cd "$(dirname "$0")/../.."
 WH=${1:-wheelhouse}
 PY=${PYTHON:-.venv/bin/python}
 TORCH_VARIANT=${TORCH_VARIANT:-cpu}
-EXTRAS=${EXTRAS:-preprocess,translate,segment,metrics,report}
+extras=$("$PY" shared/catalogue/stages.py extras)   # every stage image's extra
+EXTRAS=${EXTRAS:-${extras//$'\n'/,}}
 
 mkdir -p "$WH"
 rm -f "$WH"/*.whl "$WH/SHA256SUMS"   # one version per package: stale wheels would win the resolution

@@ -8,12 +8,13 @@ import importlib
 import time
 from dataclasses import dataclass
 
+from medtrans.shared.catalogue.stages import stage_names
 from medtrans.shared.config import StudyConfig
 from medtrans.shared.layout import RunLayout
 from medtrans.shared.log import get_logger
 from medtrans.shared.stage import State, Unit, execute, state
 
-STAGES: tuple[str, ...] = ("preprocess", "translate", "segment", "metrics", "report")
+STAGES: tuple[str, ...] = stage_names()  # run order, from the catalogue
 log = get_logger("medtrans.runner")
 
 

@@ -3,12 +3,14 @@ hyperparameters); the demo study overrides the sizes and schedule."""
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from medtrans.shared.catalogue.stages import translator_names
 from medtrans.shared.config.base import Config
 
-ModelName = Literal["cyclegan", "maskgan", "unsb", "spade"]
-MODELS: tuple[str, ...] = ("cyclegan", "maskgan", "unsb", "spade")
+# The translators, from the catalogue. TranslateConfig has one settings field per name (a test
+# checks that the two agree).
+MODELS: tuple[str, ...] = translator_names()
 
 
 class Schedule(Config):
@@ -126,7 +128,7 @@ class SPADEConfig(Config):
 class TranslateConfig(Config):
     """Which translators run, and each one's settings."""
 
-    models: tuple[ModelName, ...] = MODELS
+    models: tuple[str, ...] = MODELS
     cyclegan: CycleGANConfig = CycleGANConfig()
     maskgan: MaskGANConfig = MaskGANConfig()
     unsb: UNSBConfig = UNSBConfig()
@@ -136,6 +138,14 @@ class TranslateConfig(Config):
     # automatic foreground masks (MaskGAN, SPADE label_source: foreground): threshold on the
     # 8-bit image / 255 per modality; MaskGAN's preprocess/main.py uses 10 (MRI) and 50 (CT)
     foreground_threshold: dict[Literal["MR", "CT"], float] = {"MR": 10 / 255, "CT": 50 / 255}
+
+    @field_validator("models")
+    @classmethod
+    def _known_models(cls, models: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [m for m in models if m not in MODELS]
+        if unknown:
+            raise ValueError(f"unknown translator(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
+        return models
 
     def settings(self, model: str) -> Config:
         """The settings object of one translator."""

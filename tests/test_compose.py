@@ -13,14 +13,18 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from medtrans.shared.catalogue import stages as catalogue
 from medtrans.stages.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-STAGES = ("preprocess", "cyclegan", "maskgan", "unsb", "spade", "segment", "metrics", "report")
-TRANSLATORS = ("cyclegan", "maskgan", "unsb", "spade")
-EXTRA = {s: ("translate" if s in TRANSLATORS else s) for s in STAGES}
-GPU_STAGES = ("preprocess", *TRANSLATORS, "segment", "metrics")
+# the images (compose services, Dockerfile targets) come from the catalogue; compose.yaml and the
+# Dockerfile's targets are generated from it (tests/test_catalogue.py checks they are up to date)
+IMAGES = {i.name: i for i in catalogue.images()}
+STAGES = tuple(IMAGES)
+TRANSLATORS = catalogue.translator_names()
+EXTRA = {s: i.extra for s, i in IMAGES.items()}
+GPU_STAGES = tuple(s for s, i in IMAGES.items() if i.gpu)
 
 
 def _compose_binary() -> Path:
@@ -134,13 +138,11 @@ def test_every_stage_is_a_service_without_network_registry_or_root(profile):
 def test_stages_are_ordered_by_successful_completion(profile):
     services = _config(profile)["services"]
     sfx = "" if profile == "cpu" else "-gpu"
-    expect = {
-        "preprocess": set(),
-        **{t: {"preprocess"} for t in TRANSLATORS},
-        "segment": set(TRANSLATORS),
-        "metrics": set(TRANSLATORS),
-        "report": {"segment", "metrics"},
-    }
+    expect = {s: set(i.after) for s, i in IMAGES.items()}
+    # what the local runner's order implies: translators after preprocess, scoring after them all
+    assert expect["segment"] == expect["metrics"] == set(TRANSLATORS)
+    assert all(expect[t] == {"preprocess"} for t in TRANSLATORS) and not expect["preprocess"]
+    assert expect["report"] == {"segment", "metrics"}
     for stage, ups in expect.items():
         deps = services[stage + sfx].get("depends_on", {})
         assert set(deps) == {u + sfx for u in ups}, stage
@@ -186,14 +188,14 @@ def _stage_image(stage: str) -> str:
 
 
 def _build_args(stage: str) -> dict[str, str]:
-    """The build arguments build.sh passes for `stage` (its helper functions, run in bash)."""
+    """The build arguments build.sh passes for `stage`: its `field` helper run in bash, as the
+    script runs it (the catalogue script, with the interpreter build.sh would use)."""
     script = (ROOT / "docker" / "scripts" / "build.sh").read_text()
-    funcs = "\n".join(
-        re.search(rf"(?m)^{name}\(\) \{{[^\n]*\}}$|(?s:^{name}\(\) \{{.*?^\}}$)", script).group(0)
-        for name in ("extra_of", "command_of", "describe")
-    )
+    helper = re.search(r"(?m)^field\(\) \{[^\n]*\}$", script).group(0)
     out = subprocess.run(
-        ["bash", "-c", f"{funcs}\nextra_of {stage}; command_of {stage}; describe {stage}"],
+        ["bash", "-c", f"{helper}\nfor f in extra command description; do field {stage} $f; done"],
+        env={**os.environ, "PY": sys.executable},
+        cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,
@@ -248,8 +250,11 @@ def test_base_dockerfile_user_folders_and_offline_weights():
 
 def test_build_script_installs_each_stage_extra_from_pyproject():
     build = (ROOT / "docker" / "scripts" / "build.sh").read_text()
-    assert "ALL_STAGES=(" + " ".join(STAGES) + ")" in build
-    assert "cyclegan|maskgan|unsb|spade) echo translate" in build
+    # build.sh takes its images and each one's extra, command and labels from the catalogue
+    assert 'all_stages=$("$PY" shared/catalogue/stages.py images)' in build
+    for arg in ("STAGE_COMMAND", "TITLE", "DESCRIPTION"):
+        assert re.search(rf'--build-arg {arg}="[^"]*\$\(field "\$stage" [a-z]+\)', build), arg
+    assert 'requirements.py "$(field "$stage" extra)"' in build
     pyproject = (ROOT / "pyproject.toml").read_text()
     for extra in set(EXTRA.values()):
         out = subprocess.run(

@@ -23,10 +23,12 @@ from pathlib import Path
 
 import pytest
 
+from medtrans.shared.catalogue import stages as catalogue
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-STAGES = ("preprocess", "cyclegan", "maskgan", "unsb", "spade", "segment", "metrics", "report")
-TRANSLATORS = ("cyclegan", "maskgan", "unsb", "spade")
+STAGES = tuple(i.name for i in catalogue.images())  # one image (compose service) each
+TRANSLATORS = catalogue.translator_names()
 TEXT = {".csv", ".md", ".html", ".tex", ".json", ".txt"}
 UID = "10001:10001"
 REQUIRED = (

@@ -18,10 +18,12 @@ STAGE_IMAGES = $(shell $(CATALOGUE) images)
 DOCKER_ANSWERS = timeout 20 docker info >/dev/null 2>&1
 RUN ?=
 STAMP := $(VENV)/.setup-stamp
-# The editable install is setuptools' strict mode: a tree of links to the checkout's files under
-# build/__editable__.*, which jedi, pyright and mypy follow (the default mode's import hook they
-# cannot). The tree lists the files present at install time, so when the list of files under
-# shared/ and stages/ changes (MODULES), `make setup` links them again (LINKED, seconds, offline).
+# medtrans itself is then installed again in setuptools' strict editable mode (LINKED): a tree of
+# links to the checkout's files under build/__editable__.*, which jedi, pyright and mypy follow
+# (the default mode's import hook they cannot). Only this install gets the setting: pip would pass
+# it to every source build of the full install too. The tree lists the files present when it was
+# made, so when the list of files under shared/ and stages/ changes (MODULES), `make setup` links
+# them again (seconds, offline).
 EDITABLE := --config-settings editable_mode=strict
 MODULES := $(VENV)/.modules
 LINKED := $(VENV)/.linked-stamp
@@ -35,7 +37,7 @@ $(STAMP): pyproject.toml setup.py
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
 	# CPU torch 2.13.0 first (from the local wheel folder where there is one), then the rest
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[all,dev]' $(EDITABLE)
+	$(BIN)/pip install -q -e '.[all,dev]'
 	touch $@
 
 # rewritten only when the list differs, so that its time stamp says when the list last changed

@@ -105,8 +105,8 @@ def _fake_tool(folder: Path, name: str, log: Path) -> None:
 
 
 def test_make_setup_installs_strict_and_links_again_when_files_change(tmp_path):
-    """The Makefile's stamps: a changed pyproject.toml reinstalls everything (strict), a changed
-    list of files under shared/ and stages/ only links the tree again; nothing else reinstalls."""
+    """The Makefile's stamps: a changed pyproject.toml reinstalls everything and then medtrans
+    strict; a changed list of files under shared/ and stages/ only links the tree again."""
     venv, log = tmp_path / "venv", tmp_path / "calls.log"
     (venv / "bin").mkdir(parents=True)
     for tool in ("pip", "python"):
@@ -122,7 +122,7 @@ def test_make_setup_installs_strict_and_links_again_when_files_change(tmp_path):
         return [line for line in log.read_text().splitlines() if line.startswith("pip install")]
 
     full = setup()
-    assert "pip install -q -e .[all,dev] --config-settings editable_mode=strict" in full
+    assert "pip install -q -e .[all,dev]" in full  # the pinned dependencies, then medtrans, strict
     assert (
         full[-1]
         == "pip install -q --no-deps --no-build-isolation -e . --config-settings editable_mode=strict"

@@ -3,6 +3,7 @@ framework: it learns a known mapping (intensity inversion inside the body, see
 test_translate_framework.target_of), resumes exactly, is deterministic, and writes every
 source test slice id."""
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 import torch
 from test_translate_framework import known_mapping_run, study_dict, target_of
 
+from medtrans.shared import checkpoint
 from medtrans.shared.config import parse_study
 from medtrans.shared.config.translate import Schedule, UNSBConfig
 from medtrans.shared.dataset import SliceIndex
@@ -113,24 +115,20 @@ class _Stop(Exception):
     pass
 
 
-def train_run(name: str, settings, layout, work: Path, *, seed: int = 5, stop_at: int | None = None):
+def train_run(name: str, settings, layout, work: Path, *, seed: int = 5, stop_after: int | None = None):
     """Train a fresh model as the stage does (seed_everything, then the model, then the
-    loop); with `stop_at`, interrupt after that 0-based iteration. Returns the model."""
+    loop); with `stop_after`, interrupt right after the checkpoint of that many epochs.
+    Returns the model."""
     data, _ = load_data(layout)
     seed_everything(seed)
     model = get_model(name)(settings, n_classes=3, image_size=SIZE, device=torch.device("cpu"), seed=seed)
 
-    def hook(progress):
-        if stop_at is not None and progress.iteration == stop_at:
+    def stop(saved: checkpoint.Saved) -> None:
+        if saved.epoch == stop_after:
             raise _Stop
 
-    loop.ITERATION_HOOKS.append(hook)
-    try:
+    with checkpoint.after_save(stop), contextlib.suppress(_Stop):
         loop.train(model, data, settings.schedule, work, seed, log_every=2, resume=True)
-    except _Stop:
-        pass
-    finally:
-        loop.ITERATION_HOOKS.remove(hook)
     return model
 
 
@@ -157,8 +155,8 @@ def test_unsb_resume_is_exact_and_runs_are_deterministic(synth, tmp_path):
     assert torch.equal(full.translate(a), again.translate(a))
     assert torch.equal(full.translate(a), full.translate(a))  # inference re-seeds itself
 
-    # interrupted during epoch 2 (after the epoch-1 checkpoint), then resumed by a new process
-    train_run("unsb", settings, synth, tmp_path / "cut", stop_at=4)
+    # interrupted after the epoch-1 checkpoint, then resumed by a new model
+    train_run("unsb", settings, synth, tmp_path / "cut", stop_after=1)
     resumed = train_run("unsb", settings, synth, tmp_path / "cut")
     assert_same_weights(full, resumed)
 

@@ -70,7 +70,7 @@ def val_dice(model: torch.nn.Module, data: ImageSet, n_structures: int, device, 
 
 
 @dataclass
-class _Progress:
+class _LoopState:
     """The loop's own state, saved with every checkpoint."""
 
     epoch: int
@@ -136,6 +136,17 @@ def _fit_epoch(model: torch.nn.Module, loader: DataLoader, loss_fn, optimizer, d
     return total / max(count, 1)
 
 
+def _start(model: torch.nn.Module, objects: checkpoint.Resumable, ckpt: Path | None, desc: str) -> _LoopState:
+    """A fresh loop state, or the one of the checkpoint `ckpt` (restoring `objects`)."""
+    if ckpt is not None and ckpt.is_file():
+        restored = checkpoint.load(ckpt, objects)
+        run = _LoopState(epoch=restored.epoch, **restored.state)
+        log.info("%s: resumed after epoch %d (best val Dice %.4f)", desc, run.epoch, run.best["dice"])
+        return run
+    best = {"state": copy.deepcopy(model.state_dict()), "epoch": 0, "dice": -1.0}
+    return _LoopState(epoch=0, bad_epochs=0, best=best, history=[], stopped=False)
+
+
 def train(
     model: torch.nn.Module,
     train_set: ImageSet,
@@ -162,13 +173,8 @@ def train(
         generators={"loader": generator},
         randomizables=_randomizables(transform),
     )
-    best = {"state": copy.deepcopy(model.state_dict()), "epoch": 0, "dice": -1.0}
-    run = _Progress(epoch=0, bad_epochs=0, best=best, history=[], stopped=False)
     ckpt = work / CHECKPOINT
-    if resume and ckpt.is_file():
-        restored = checkpoint.load(ckpt, objects)
-        run = _Progress(epoch=restored.epoch, **restored.state)
-        log.info("%s: resumed after epoch %d (best val Dice %.4f)", desc, run.epoch, run.best["dice"])
+    run = _start(model, objects, ckpt if resume else None, desc)
 
     bar = progress(
         range(run.epoch + 1, cfg.max_epochs + 1), desc=desc, total=cfg.max_epochs, initial=run.epoch

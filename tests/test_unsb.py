@@ -121,12 +121,16 @@ def train_run(name: str, settings, layout, work: Path, *, seed: int = 5, stop_af
     seed_everything(seed)
     model = get_model(name)(settings, n_classes=3, image_size=SIZE, device=torch.device("cpu"), seed=seed)
 
+    stopped = []
+
     def stop(saved: checkpoint.Saved) -> None:
         if saved.epoch == stop_after:
+            stopped.append(saved.path)
             raise _Stop
 
     with checkpoint.after_save(stop), contextlib.suppress(_Stop):
         loop.train(model, data, settings.schedule, work, seed, log_every=2, resume=True)
+    assert stop_after is None or stopped, f"no checkpoint after epoch {stop_after} to interrupt at"
     return model
 
 

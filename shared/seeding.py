@@ -28,9 +28,3 @@ def rng(seed: int, *names: object) -> np.random.Generator:
     """A NumPy generator for one purpose."""
     return np.random.default_rng(derive_seed(seed, *names))
 
-
-def torch_generator(seed: int, *names: object) -> torch.Generator:
-    """A CPU torch generator for one purpose."""
-    g = torch.Generator()
-    g.manual_seed(derive_seed(seed, *names))
-    return g

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
+from medtrans.shared import checkpoint
 from medtrans.shared.config import parse_study
 from medtrans.shared.dataset import COLUMNS, INDEX
 from medtrans.shared.imageio import read_png, write_png
@@ -243,12 +244,12 @@ def test_resume_gives_the_same_weights(synthetic_run, tmp_path):
 
     b = _fresh(synthetic_run, tmp_path / "b")
 
-    def stop(epoch: int) -> None:
-        if epoch == 2:
+    def stop(saved: checkpoint.Saved) -> None:
+        if saved.epoch == 2:
             raise Interrupt
 
-    (unit,) = plan(study, b, after_epoch=stop)
-    with pytest.raises(Interrupt):
+    (unit,) = plan(study, b)
+    with checkpoint.after_save(stop), pytest.raises(Interrupt):
         execute(unit, b)
     assert (b.root / "segment" / ".twoclass.partial" / ".checkpoint" / "last.pt").is_file()
     (unit,) = plan(study, b)

@@ -158,7 +158,7 @@ def test_spade_resume_is_exact_and_runs_are_deterministic(synth, tmp_path):
     _, test = load_data(synth)
     mask = torch.from_numpy(test.masks[:2])
     assert torch.equal(full.translate(None, mask), again.translate(None, mask))
-    train_run("spade", settings, synth, tmp_path / "cut", stop_at=4)
+    train_run("spade", settings, synth, tmp_path / "cut", stop_after=1)
     resumed = train_run("spade", settings, synth, tmp_path / "cut")
     assert_same_weights(full, resumed)
 

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
+from medtrans.shared import checkpoint
 from medtrans.shared.config import parse_study
 from medtrans.shared.dataset import COLUMNS, SliceIndex
 from medtrans.shared.imageio import read_png, write_png
@@ -270,11 +271,10 @@ class Interrupt(RuntimeError):
 
 
 @pytest.mark.parametrize("model", ["cyclegan", "maskgan"])
-def test_resume_continues_exactly(synth_run, tmp_path, monkeypatch, model):
-    """Interrupted after 4 of 6 iterations (checkpoint after epoch 1 = 3 iterations), then
-    rerun: the same weights, optimizer state, test images and loss log as one straight run."""
-    from medtrans.stages.translate import loop
-
+def test_resume_continues_exactly(synth_run, tmp_path, model):
+    """Interrupted by the checkpoint hook right after the epoch-1 checkpoint (3 of 6
+    iterations), then rerun: the same weights, optimizer state, test images and loss log as
+    one straight run."""
     straight = _fresh(synth_run, tmp_path / "straight")
     u1 = _unit(straight, model)
     execute(u1, straight)
@@ -282,16 +282,14 @@ def test_resume_continues_exactly(synth_run, tmp_path, monkeypatch, model):
     broken = _fresh(synth_run, tmp_path / "broken")
     u2 = _unit(broken, model)
 
-    def hook(progress):
-        if progress.iteration == 4:
+    def stop(saved: checkpoint.Saved) -> None:
+        if saved.epoch == 1:
             raise Interrupt
 
-    monkeypatch.setattr(loop, "ITERATION_HOOKS", [hook])
-    with pytest.raises(Interrupt):
+    with checkpoint.after_save(stop), pytest.raises(Interrupt):
         execute(u2, broken)
     partial = u2.out.parent / f".{u2.out.name}.partial"
     assert torch.load(partial / "checkpoints" / "last.pt", weights_only=False)["epoch"] == 1
-    monkeypatch.setattr(loop, "ITERATION_HOOKS", [])
     torch.manual_seed(12345)  # a resumed run must not depend on the process's RNG state
     execute(u2, broken)
 

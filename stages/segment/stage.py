@@ -9,7 +9,6 @@ or retrained translator makes the unit stale and it re-runs.
 
 import functools
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -41,13 +40,8 @@ def translators(layout: RunLayout, task: str) -> list[str]:
     return complete_translators(layout, task, MODELS, STAGE)
 
 
-def plan(
-    study: StudyConfig,
-    layout: RunLayout,
-    tasks: tuple[str, ...] | None = None,
-    after_epoch: Callable[[int], None] | None = None,
-) -> list[Unit]:
-    """One unit per task (or per task in `tasks`). `after_epoch` is a test hook."""
+def plan(study: StudyConfig, layout: RunLayout, tasks: tuple[str, ...] | None = None) -> list[Unit]:
+    """One unit per task (or per task in `tasks`)."""
     problem = check_size(study.segment, study.preprocess.image_size)
     if problem:
         raise StudyError(f"segment.strides: {problem}")
@@ -69,9 +63,7 @@ def plan(
                     "image_size": study.preprocess.image_size,
                     "seed": study.seed,
                 },
-                build=functools.partial(
-                    _build, study=study, task=task, models=models, after_epoch=after_epoch
-                ),
+                build=functools.partial(_build, study=study, task=task, models=models),
                 inputs=inputs,
                 version=VERSION,
                 seeds={"study": study.seed, "segment": seed},
@@ -96,14 +88,7 @@ def _eval_sets(index: SliceIndex, layout: RunLayout, task: str, models: list[str
     return sets
 
 
-def _build(
-    ctx: UnitContext,
-    study: StudyConfig,
-    task: str,
-    models: list[str],
-    after_epoch: Callable[[int], None] | None,
-) -> None:
-    cfg = study.segment
+def _build(ctx: UnitContext, study: StudyConfig, task: str, models: list[str]) -> None:
     structures = tuple(study.tasks[task].structures)
     k, size = len(structures), study.preprocess.image_size
     try:
@@ -113,36 +98,14 @@ def _build(
     eval_sets = _eval_sets(index, ctx.layout, task, models, size, k)
     train_set = load_split(index, "target", "train", size, k, "target train")
     val_set = load_split(index, "target", "val", size, k, "target val")
-
     device = resolve_device(study.device)
-    seed = derive_seed(study.seed, STAGE, task)
-    seed_everything(seed)
-    model = build_unet(cfg, k).to(device)
     log.info(
         "segment/%s: UNet %s on %s, %d train / %d val slices, sets: %s",
-        task, list(cfg.channels), device, len(train_set), len(val_set), ", ".join(s.name for s in eval_sets),
+        task, list(study.segment.channels), device, len(train_set), len(val_set),
+        ", ".join(s.name for s in eval_sets),
     )
-    result = train(
-        model, train_set, val_set, cfg, k, device, seed, ctx.work, ctx.resumed,
-        desc=f"segment {task}", after_epoch=after_epoch,
-    )
-    model.load_state_dict(result.best_state)
-    torch.save(
-        {"state_dict": model.state_dict(), "epoch": result.best_epoch, "val_dice": result.best_dice,
-         "structures": list(structures), "config": study.part("segment")},
-        ctx.work / "model.pt",
-    )
-    history = pd.DataFrame(result.history, columns=list(HISTORY_COLUMNS))
-    history.to_csv(ctx.work / "training.csv", index=False, float_format="%.8g")
-    plot_training(history, ctx.work / "training.png", f"segment/{task}", result.best_epoch)
-
-    tables = [_score_set(model, s, ctx.work, structures, device, cfg.batch_size, cfg.hd_percentile)
-              for s in eval_sets]
-    dice = pd.concat(tables, ignore_index=True)
-    dice.to_csv(ctx.work / "dice.csv", index=False, float_format=FLOAT)
-    summary = summarize(dice, study.seed, task, cfg.bootstrap)
-    summary.to_csv(ctx.work / "summary.csv", index=False, float_format=FLOAT)
-
+    model, result = _train_unet(ctx, study, task, train_set, val_set, device)
+    summary = _score_sets(ctx, study, task, model, eval_sets, device)
     shutil.rmtree(ctx.work / CHECKPOINT.parent, ignore_errors=True)  # model.pt holds the best weights
     means = summary[(summary.structure == MEAN) & (summary.metric == "dice")]
     ctx.extra.update(
@@ -157,6 +120,42 @@ def _build(
     )
     scores = ", ".join(f"{name}={value:.3f}" for name, value in ctx.extra["mean_dice"].items())
     log.info("segment/%s: mean Dice %s", task, scores)
+
+
+def _train_unet(
+    ctx: UnitContext, study: StudyConfig, task: str, train_set: ImageSet, val_set: ImageSet, device
+):
+    """Train (or resume) the UNet; write model.pt (the best weights), training.csv and .png."""
+    cfg, structures = study.segment, list(study.tasks[task].structures)
+    seed = derive_seed(study.seed, STAGE, task)
+    seed_everything(seed)
+    model = build_unet(cfg, len(structures)).to(device)
+    result = train(
+        model, train_set, val_set, cfg, len(structures), device, seed, ctx.work, ctx.resumed,
+        desc=f"segment {task}",
+    )
+    model.load_state_dict(result.best_state)
+    torch.save(
+        {"state_dict": model.state_dict(), "epoch": result.best_epoch, "val_dice": result.best_dice,
+         "structures": structures, "config": study.part("segment")},
+        ctx.work / "model.pt",
+    )
+    history = pd.DataFrame(result.history, columns=list(HISTORY_COLUMNS))
+    history.to_csv(ctx.work / "training.csv", index=False, float_format="%.8g")
+    plot_training(history, ctx.work / "training.png", f"segment/{task}", result.best_epoch)
+    return model, result
+
+
+def _score_sets(ctx: UnitContext, study: StudyConfig, task: str, model, eval_sets: list[ImageSet], device):
+    """dice.csv (per image and structure) and summary.csv (bootstrap means) over every set."""
+    cfg, structures = study.segment, tuple(study.tasks[task].structures)
+    tables = [_score_set(model, s, ctx.work, structures, device, cfg.batch_size, cfg.hd_percentile)
+              for s in eval_sets]
+    dice = pd.concat(tables, ignore_index=True)
+    dice.to_csv(ctx.work / "dice.csv", index=False, float_format=FLOAT)
+    summary = summarize(dice, study.seed, task, cfg.bootstrap)
+    summary.to_csv(ctx.work / "summary.csv", index=False, float_format=FLOAT)
+    return summary
 
 
 def _score_set(model, data: ImageSet, work: Path, structures, device, batch_size: int, percentile: float):

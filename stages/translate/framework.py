@@ -17,7 +17,8 @@ package `stages/translate/<name>/` whose `__init__` imports the class), register
                  normal(0, 0.02), the 70x70 PatchGAN (MONAI), least-squares GAN loss.
 - `loop.py`      the training loop: epochs x iterations, the "n_epochs constant +
                  n_epochs_decay linear to zero" schedule, progress bar, losses.csv/png,
-                 exact-resume checkpoints (networks, optimizers, schedulers, pools, RNGs).
+                 exact-resume checkpoints (networks, optimizers, schedulers, pools, RNGs)
+                 through `medtrans.shared.checkpoint`, which segment uses too.
 - `infer.py`     translation of the source test split -> `test/<slice_id>.png`, samples.png.
 - `stage.py`     `plan(study, layout, models=None)`: one Unit per task x enabled model,
                  output `translate/<task>/<model>/`, input `preprocess/<task>/`.

@@ -5,25 +5,23 @@ linearly towards zero (junyanz/pytorch-CycleGAN-and-pix2pix `lambda_rule`, epoch
 during 0-based epoch e the factor is 1 - max(0, e + 1 - n_epochs) / (n_epochs_decay + 1).
 
 Checkpoints (`checkpoints/last.pt` in the unit's partial folder, every `checkpoint_every`
-epochs and at the end) hold every network, optimizer, scheduler, the model's extra state
-(image pools), the loss log and the RNG states of Python, NumPy, torch CPU and CUDA, so a
-resumed run continues exactly where the uninterrupted one would have been (the references
-restore only weights).
+epochs and at the end) are written by `medtrans.shared.checkpoint`: every network,
+optimizer, scheduler, the model's extra state (image pools), the loss log and every RNG
+state, so a resumed run continues exactly where the uninterrupted one would have been (the
+references restore only weights). The pairing needs no saved state: it is a pure function
+of (seed, epoch).
 """
 
 import csv
 import math
-import os
-import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
+from medtrans.shared import checkpoint
 from medtrans.shared.config.translate import Acceleration, Schedule
 from medtrans.shared.log import get_logger, progress
 from medtrans.stages.translate.base import Progress, Translator
@@ -33,9 +31,6 @@ CHECKPOINT = Path("checkpoints") / "last.pt"
 LOSSES_CSV = "losses.csv"
 LOSSES_PNG = "losses.png"
 log = get_logger("medtrans.translate")
-
-# Called after every iteration with its Progress; tests use it to interrupt a run.
-ITERATION_HOOKS: list[Callable[[Progress], None]] = []
 
 
 def lr_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
@@ -54,51 +49,35 @@ class LoopResult:
     loss_rows: list[dict[str, float]] = field(default_factory=list)
 
 
-def _rng_state() -> dict[str, Any]:
-    return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
+@dataclass
+class LossLog:
+    """losses.csv's rows (each the mean over `log_every` iterations) and the open window;
+    both go into the checkpoint, so a resumed run logs the same rows."""
 
+    rows: list[dict[str, float]] = field(default_factory=list)
+    window: dict[str, list[float]] = field(default_factory=dict)
 
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    def add(self, losses: dict[str, float]) -> None:
+        for k, v in losses.items():
+            self.window.setdefault(k, []).append(float(v))
 
+    def close_row(self, n_iterations: int, iters_per_epoch: int) -> dict[str, float]:
+        row = {
+            "iteration": n_iterations,
+            "epoch": round(n_iterations / iters_per_epoch, 4),
+            **{k: float(np.mean(v)) for k, v in self.window.items()},
+        }
+        self.rows.append(row)
+        self.window = {}
+        return row
 
-def save_checkpoint(path: Path, model: Translator, schedulers: dict, state: dict[str, Any]) -> None:
-    """Everything needed to continue exactly; written to a temporary file then renamed."""
-    payload = {
-        "networks": {k: v.state_dict() for k, v in model.networks().items()},
-        "optimizers": {k: v.state_dict() for k, v in model.optimizers().items()},
-        "schedulers": {k: v.state_dict() for k, v in schedulers.items()},
-        "extra": model.extra_state(),
-        "rng": _rng_state(),
-        **state,
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    def state(self) -> dict:
+        return {"loss_rows": self.rows, "window": self.window}
 
-
-def load_checkpoint(path: Path, model: Translator, schedulers: dict) -> dict[str, Any]:
-    # on the CPU first: RNG states must stay CPU tensors; load_state_dict moves the rest
-    payload = torch.load(path, map_location="cpu", weights_only=False)
-    for k, net in model.networks().items():
-        net.load_state_dict(payload["networks"][k])
-    for k, opt in model.optimizers().items():
-        opt.load_state_dict(payload["optimizers"][k])
-    for k, sch in schedulers.items():
-        sch.load_state_dict(payload["schedulers"][k])
-    model.load_extra_state(payload["extra"])
-    _set_rng_state(payload["rng"])
-    return payload
+    def final(self) -> dict[str, float]:
+        return {
+            k: v for k, v in (self.rows[-1].items() if self.rows else ()) if k not in ("iteration", "epoch")
+        }
 
 
 def write_losses(work: Path, rows: list[dict[str, float]]) -> None:
@@ -137,6 +116,72 @@ def prepare(model: Translator, accel: Acceleration) -> None:
             net.to(memory_format=torch.channels_last)
 
 
+@dataclass
+class _Run:
+    """What every iteration of one `train` call reads."""
+
+    model: Translator
+    data: TrainData
+    schedule: Schedule
+    seed: int
+    iters: int  # per epoch
+    log_every: int
+    channels_last: bool
+    bar: object  # the progress bar (set_postfix when it has one)
+
+    @property
+    def total_epochs(self) -> int:
+        return self.schedule.n_epochs + self.schedule.n_epochs_decay
+
+
+def make_schedulers(model: Translator, schedule: Schedule) -> dict:
+    """One LambdaLR per optimizer, following `lr_factor`."""
+    n_ep, n_dec = schedule.n_epochs, schedule.n_epochs_decay
+    return {
+        k: torch.optim.lr_scheduler.LambdaLR(opt, lambda e: lr_factor(e, n_ep, n_dec))
+        for k, opt in model.optimizers().items()
+    }
+
+
+def _resume(path: Path, model: Translator, objects: checkpoint.Resumable) -> tuple[int, LossLog]:
+    """Epochs done and the loss log, restored from `path`."""
+    restored = checkpoint.load(path, objects)
+    model.load_extra_state(restored.extra)
+    return restored.epoch, LossLog(restored.state["loss_rows"], restored.state["window"])
+
+
+def _batch(run: _Run, idx_a, idx_b) -> dict[str, torch.Tensor]:
+    batch = run.data.batch(idx_a, idx_b, run.model.device)
+    if run.channels_last:
+        batch = {
+            k: (v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v)
+            for k, v in batch.items()
+        }
+    return batch
+
+
+def _epoch(run: _Run, epoch: int, losses: LossLog, ticks) -> dict[str, float]:
+    """One epoch of updates; returns the last step's losses."""
+    s = run.schedule
+    idx_a, idx_b = pair_indices(
+        run.seed, epoch, len(run.data.source), len(run.data.target), run.iters, s.batch_size
+    )
+    last: dict[str, float] = {}
+    for i in range(run.iters):
+        next(ticks, None)
+        prog = Progress(epoch * run.iters + i, epoch, run.iters, s.n_epochs, s.n_epochs_decay)
+        last = run.model.train_step(_batch(run, idx_a[i], idx_b[i]), prog)
+        losses.add(last)
+        n_it = prog.iteration + 1
+        if n_it % run.log_every == 0 or n_it == run.total_epochs * run.iters:
+            row = losses.close_row(n_it, run.iters)
+            if hasattr(run.bar, "set_postfix"):
+                run.bar.set_postfix(
+                    {k: f"{v:.3g}" for k, v in row.items() if k not in ("iteration", "epoch")}
+                )
+    return last
+
+
 def train(
     model: Translator,
     data: TrainData,
@@ -153,81 +198,44 @@ def train(
     accel = accel or Acceleration()
     prepare(model, accel)
     iters = data.iters_per_epoch(schedule.batch_size, schedule.iters_per_epoch)
-    n_ep, n_dec = schedule.n_epochs, schedule.n_epochs_decay
-    total_epochs = n_ep + n_dec
-    schedulers = {
-        k: torch.optim.lr_scheduler.LambdaLR(opt, lambda e: lr_factor(e, n_ep, n_dec))
-        for k, opt in model.optimizers().items()
-    }
+    total_epochs = schedule.n_epochs + schedule.n_epochs_decay
+    schedulers = make_schedulers(model, schedule)
+    objects = checkpoint.Resumable(model.networks(), model.optimizers(), schedulers)
     ckpt = work / CHECKPOINT
-    start_epoch, rows, window = 0, [], {}
+    start_epoch, losses = 0, LossLog()
     if resume and ckpt.is_file():
-        state = load_checkpoint(ckpt, model, schedulers)
-        start_epoch, rows, window = state["epoch"], state["loss_rows"], state["window"]
+        start_epoch, losses = _resume(ckpt, model, objects)
         log.info("%s: resumed after epoch %d/%d", desc, start_epoch, total_epochs)
     start_iter = start_epoch * iters
-    channels_last = model.device.type == "cuda" and accel.channels_last
 
     model.set_train(True)
-    last: dict[str, float] = {}
-    t0, c0, done = time.perf_counter(), time.process_time(), 0
+    t0, c0 = time.perf_counter(), time.process_time()
     bar = progress(
         range(start_iter, total_epochs * iters), desc, total=total_epochs * iters, initial=start_iter
     )
-    it_bar = iter(bar)
+    channels_last = model.device.type == "cuda" and accel.channels_last
+    run = _Run(model, data, schedule, seed, iters, log_every, channels_last, bar)
+    ticks, last = iter(bar), {}
     for epoch in range(start_epoch, total_epochs):
-        idx_a, idx_b = pair_indices(
-            seed, epoch, len(data.source), len(data.target), iters, schedule.batch_size
-        )
-        for i in range(iters):
-            next(it_bar, None)
-            batch = data.batch(idx_a[i], idx_b[i], model.device)
-            if channels_last:
-                batch = {
-                    k: (v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v)
-                    for k, v in batch.items()
-                }
-            prog = Progress(epoch * iters + i, epoch, iters, n_ep, n_dec)
-            last = model.train_step(batch, prog)
-            done += 1
-            for k, v in last.items():
-                window.setdefault(k, []).append(float(v))
-            n_it = prog.iteration + 1
-            if n_it % log_every == 0 or n_it == total_epochs * iters:
-                rows.append(
-                    {
-                        "iteration": n_it,
-                        "epoch": round(n_it / iters, 4),
-                        **{k: float(np.mean(v)) for k, v in window.items()},
-                    }
-                )
-                window = {}
-                if hasattr(bar, "set_postfix"):
-                    bar.set_postfix(
-                        {k: f"{v:.3g}" for k, v in rows[-1].items() if k not in ("iteration", "epoch")}
-                    )
-            for hook in ITERATION_HOOKS:
-                hook(prog)
+        last = _epoch(run, epoch, losses, ticks)
         for sch in schedulers.values():
             sch.step()
         if (epoch + 1) % schedule.checkpoint_every == 0 or epoch + 1 == total_epochs:
-            save_checkpoint(
-                ckpt, model, schedulers, {"epoch": epoch + 1, "loss_rows": rows, "window": window}
-            )
-            write_losses(work, rows)
+            checkpoint.save(ckpt, objects, epoch + 1, losses.state(), model.extra_state())
+            write_losses(work, losses.rows)
     if hasattr(bar, "close"):
         bar.close()
     if start_epoch >= total_epochs:
-        write_losses(work, rows)
+        write_losses(work, losses.rows)
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     model.set_train(False)
-    final = {k: v for k, v in (rows[-1].items() if rows else ()) if k not in ("iteration", "epoch")}
+    done = max(0, total_epochs - start_epoch) * iters  # iterations run in this call
     return LoopResult(
         iterations=total_epochs * iters,
         epochs=total_epochs,
         seconds_per_iteration=(elapsed / done) if done else None,
         cpu_seconds_per_iteration=(cpu / done) if done else None,
-        final_losses=final or {k: float(v) for k, v in last.items()},
+        final_losses=losses.final() or {k: float(v) for k, v in last.items()},
         resumed_from_iteration=start_iter,
-        loss_rows=rows,
+        loss_rows=losses.rows,
     )

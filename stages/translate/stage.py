@@ -105,24 +105,7 @@ def build(study: StudyConfig, task: str, name: str, seed: int, ctx: UnitContext)
     translated = infer.translate_split(model, test)
     infer.write_test(ctx.work, test.ids, translated)
     infer.write_samples(ctx.work, infer.samples_grid(model, test, translated, study.translate.sample_grid))
-    ctx.extra.update(
-        {
-            "iterations": result.iterations,
-            "epochs": result.epochs,
-            "seconds_per_iteration": None
-            if result.seconds_per_iteration is None
-            else round(result.seconds_per_iteration, 4),
-            "cpu_seconds_per_iteration": None
-            if result.cpu_seconds_per_iteration is None
-            else round(result.cpu_seconds_per_iteration, 4),
-            "torch_threads": torch.get_num_threads(),
-            "resumed_from_iteration": result.resumed_from_iteration,
-            "final_losses": {k: round(v, 6) for k, v in result.final_losses.items()},
-            "device": str(device),
-            "n_train": {"source": len(data.source), "target": len(data.target)},
-            "n_test": len(test),
-        }
-    )
+    ctx.extra.update(_extra(result, device, data, len(test)))
     log.info(
         "%s/%s: %d iterations, %s s/iteration",
         task,
@@ -130,3 +113,23 @@ def build(study: StudyConfig, task: str, name: str, seed: int, ctx: UnitContext)
         result.iterations,
         ctx.extra["seconds_per_iteration"],
     )
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _extra(result: loop.LoopResult, device: torch.device, data: TrainData, n_test: int) -> dict:
+    """The manifest's `extra`: the schedule's size, the speed, the final losses."""
+    return {
+        "iterations": result.iterations,
+        "epochs": result.epochs,
+        "seconds_per_iteration": _rounded(result.seconds_per_iteration),
+        "cpu_seconds_per_iteration": _rounded(result.cpu_seconds_per_iteration),
+        "torch_threads": torch.get_num_threads(),
+        "resumed_from_iteration": result.resumed_from_iteration,
+        "final_losses": {k: round(v, 6) for k, v in result.final_losses.items()},
+        "device": str(device),
+        "n_train": {"source": len(data.source), "target": len(data.target)},
+        "n_test": n_test,
+    }

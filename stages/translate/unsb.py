@@ -24,6 +24,7 @@ translation never depends on how far training drew from the training generator a
 batch always gives the same result.
 """
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -43,6 +44,19 @@ from medtrans.stages.translate.unsb_nets import (
     sb_step,
     time_grid,
 )
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """One training step's forward pass, read by the D, E and G updates."""
+
+    t: int  # the step index drawn for the batch
+    steps: Tensor  # t per sample
+    xt: Tensor  # x_t simulated from the source batch
+    xt2: Tensor  # from the second source batch
+    fake_b: Tensor  # x1_hat = G(x_t)
+    fake_b2: Tensor  # G(x2_t)
+    idt_b: Tensor | None  # G of the target's x_t (NCE identity)
 
 
 def _generator(device: torch.device, seed: int) -> torch.Generator:
@@ -154,13 +168,21 @@ class UNSB(Translator):
         return e_same.mean(), torch.logsumexp(e_cross.reshape(-1), dim=0)
 
     def train_step(self, batch: dict[str, Tensor], progress: Progress) -> dict[str, float]:
-        c, gen = self.config, self.gen
         a, b = batch["a"], batch["b"]
+        fwd = self._forward(a, b)
+        loss_d_fake, loss_d_real = self._update_d(fwd, b)
+        loss_e = self._update_e(fwd)
+        g = self._update_g(fwd, a, b)
+        losses = {**g, "D_real": loss_d_real, "D_fake": loss_d_fake, "E": loss_e}
+        return {k: v.item() for k, v in losses.items()}
+
+    def _forward(self, a: Tensor, b: Tensor) -> _Pass:
+        """Step 1: draw t, simulate the bridge to x_t, map x_t to x1_hat."""
+        c, gen = self.config, self.gen
         n = a.shape[0]
         a2 = self.prev_a if self.prev_a is not None and self.prev_a.shape == a.shape else torch.roll(a, 1, 0)
         self.prev_a = a.detach().clone()
-        T = c.num_timesteps
-        t = int(torch.randint(T, (1,), generator=gen, device=self.device).item())
+        t = int(torch.randint(c.num_timesteps, (1,), generator=gen, device=self.device).item())
         steps = self._steps(t, n)
 
         starts = [a, a2, b] if c.nce_idt else [a, a2]
@@ -172,41 +194,47 @@ class UNSB(Translator):
         with self.autocast():
             fake = self.G(realt, self._steps(t, realt.shape[0]), z_in).float()
             fake_b2 = self.G(xt2, steps, z_in2).float()
-        fake_b = fake[:n]
-        idt_b = fake[n:] if c.nce_idt else None
+        return _Pass(t, steps, xt, xt2, fake[:n], fake_b2, fake[n:] if c.nce_idt else None)
 
-        # D: least squares, real target vs x1_hat, at the same step
+    def _update_d(self, fwd: _Pass, b: Tensor) -> tuple[Tensor, Tensor]:
+        """The D step: least squares, real target vs x1_hat, at the same step."""
         self.requires_grad([self.D, self.E], True)
-        opt = self._opts
-        opt["D"].zero_grad(set_to_none=True)
+        opt = self._opts["D"]
+        opt.zero_grad(set_to_none=True)
         with self.autocast():
-            pred_fake = self.D(fake_b.detach(), steps).float()
-            pred_real = self.D(b, steps).float()
+            pred_fake = self.D(fwd.fake_b.detach(), fwd.steps).float()
+            pred_real = self.D(b, fwd.steps).float()
         loss_d_fake, loss_d_real = lsgan_loss(pred_fake, False), lsgan_loss(pred_real, True)
         loss_d = 0.5 * (loss_d_fake + loss_d_real)
         loss_d.backward()
-        opt["D"].step()
+        opt.step()
+        return loss_d_fake, loss_d_real
 
-        # E: the energy network on (x_t, x1_hat) pairs, contrasted with the second batch
-        opt["E"].zero_grad(set_to_none=True)
-        p, p2 = torch.cat([xt, fake_b.detach()], 1), torch.cat([xt2, fake_b2.detach()], 1)
-        e_same, s = self._energy(p, p2, steps)
+    def _update_e(self, fwd: _Pass) -> Tensor:
+        """The E step: the energy network on (x_t, x1_hat) pairs, contrasted with the second batch."""
+        opt = self._opts["E"]
+        opt.zero_grad(set_to_none=True)
+        p, p2 = torch.cat([fwd.xt, fwd.fake_b.detach()], 1), torch.cat([fwd.xt2, fwd.fake_b2.detach()], 1)
+        e_same, s = self._energy(p, p2, fwd.steps)
         loss_e = -e_same + s + s**2
         loss_e.backward()
-        opt["E"].step()
+        opt.step()
+        return loss_e
 
-        # G and F
+    def _update_g(self, fwd: _Pass, a: Tensor, b: Tensor) -> dict[str, Tensor]:
+        """The G + F step: LSGAN + lambda_SB SB + PatchNCE (with the identity NCE)."""
+        c, opt, T, t = self.config, self._opts, self.config.num_timesteps, fwd.t
         self.requires_grad([self.D, self.E], False)
         opt["G"].zero_grad(set_to_none=True)
         opt["F"].zero_grad(set_to_none=True)
         with self.autocast():
-            loss_g_gan = lsgan_loss(self.D(fake_b, steps).float(), True) * c.lambda_gan
-        p, p2 = torch.cat([xt, fake_b], 1), torch.cat([xt2, fake_b2], 1)
-        e_same, s = self._energy(p, p2, steps)
-        loss_sb = -(T - t) / T * c.tau * (e_same - s) + c.tau * torch.mean((xt - fake_b) ** 2)
-        loss_nce = self._nce(a, fake_b, gen)
+            loss_g_gan = lsgan_loss(self.D(fwd.fake_b, fwd.steps).float(), True) * c.lambda_gan
+        p, p2 = torch.cat([fwd.xt, fwd.fake_b], 1), torch.cat([fwd.xt2, fwd.fake_b2], 1)
+        e_same, s = self._energy(p, p2, fwd.steps)
+        loss_sb = -(T - t) / T * c.tau * (e_same - s) + c.tau * torch.mean((fwd.xt - fwd.fake_b) ** 2)
+        loss_nce = self._nce(a, fwd.fake_b, self.gen)
         if c.nce_idt:
-            loss_nce_y = self._nce(b, idt_b, gen)
+            loss_nce_y = self._nce(b, fwd.idt_b, self.gen)
             loss_nce_both = 0.5 * (loss_nce + loss_nce_y)
         else:
             loss_nce_y = torch.zeros(())
@@ -216,16 +244,7 @@ class UNSB(Translator):
         opt["G"].step()
         opt["F"].step()
         self.requires_grad([self.D, self.E], True)
-        return {
-            "G": loss_g.item(),
-            "G_GAN": loss_g_gan.item(),
-            "SB": loss_sb.item(),
-            "NCE": loss_nce.item(),
-            "NCE_Y": loss_nce_y.item(),
-            "D_real": loss_d_real.item(),
-            "D_fake": loss_d_fake.item(),
-            "E": loss_e.item(),
-        }
+        return {"G": loss_g, "G_GAN": loss_g_gan, "SB": loss_sb, "NCE": loss_nce, "NCE_Y": loss_nce_y}
 
     @torch.no_grad()
     def translate(self, a: Tensor, mask_a: Tensor | None = None, fg_a: Tensor | None = None) -> Tensor:

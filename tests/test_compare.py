@@ -4,11 +4,9 @@ import json
 
 import nibabel as nib
 import numpy as np
-import pydicom
 import pytest
+from dicom_helpers import dicom_series
 from metrics_helpers import phantoms, random_inception_file
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 from typer.testing import CliRunner
 
 from medtrans.shared.hashing import sha256_file
@@ -17,7 +15,7 @@ from medtrans.stages.cli import app
 from medtrans.stages.metrics import swd
 from medtrans.stages.metrics.features import extract_features
 from medtrans.stages.metrics.fid import fid_from_features
-from medtrans.stages.metrics.images import ImageSetError, Windowing, load_folder
+from medtrans.stages.metrics.images import FolderError, Windowing, load_folder
 from medtrans.stages.metrics.inception import load_inception
 from medtrans.stages.metrics.weights import locate_inception
 
@@ -34,30 +32,6 @@ def _pngs(folder, images):
 def _hu(u8: np.ndarray) -> np.ndarray:
     """Hounsfield values that the default CT window maps back to exactly these 8-bit values."""
     return np.round(CT_LO + u8.astype(np.float64) * (CT_HI - CT_LO) / 255.0).astype(np.int16)
-
-
-def _dicom_series(folder, slices: np.ndarray, modality: str = "CT", uid: str | None = None):
-    """An axial DICOM series (LPS, IOP 1,0,0,0,1,0), one file per slice, int16 pixels."""
-    folder.mkdir(parents=True, exist_ok=True)
-    series = uid or generate_uid()
-    for k, pixels in enumerate(slices):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = MRImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = FileDataset(str(folder / f"im{k:03d}"), {}, file_meta=meta, preamble=b"\0" * 128)
-        ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-        ds.Modality, ds.SeriesInstanceUID, ds.SeriesNumber, ds.InstanceNumber = modality, series, 1, k + 1
-        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        ds.ImagePositionPatient = [0, 0, 2.0 * (len(slices) - k)]  # written in reverse: sorting matters
-        ds.PixelSpacing, ds.SliceThickness = [1, 1], 2
-        ds.Rows, ds.Columns = pixels.shape
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-        ds.RescaleSlope, ds.RescaleIntercept = 1, 0
-        ds.PixelData = np.ascontiguousarray(pixels, dtype=np.int16).tobytes()
-        pydicom.dcmwrite(folder / f"im{k:03d}", ds, enforce_file_format=True)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +96,7 @@ def test_missing_weights_are_notes(pngs, tmp_path, monkeypatch):
 
 def test_dicom_series_is_sorted_windowed_and_compared(pngs, tmp_path):
     u8 = phantoms(5, 7, size=32)
-    folder = _dicom_series(tmp_path / "dicom" / "series1", _hu(u8))
+    folder = dicom_series(tmp_path / "dicom" / "series1", _hu(u8))
     (tmp_path / "dicom" / "notes.txt").write_text("not an image")
     loaded = load_folder(tmp_path / "dicom")
     assert loaded.kinds == {"dicom": 5}
@@ -168,7 +142,7 @@ def test_degenerate_inputs_are_clear_errors(pngs, tmp_path, case):
         vol[2, 2, 1] = np.nan
         culprit = bad / "v.nii.gz"
         nib.save(nib.Nifti1Image(vol, np.eye(4)), culprit)
-    with pytest.raises(ImageSetError, match=str(culprit)):
+    with pytest.raises(FolderError, match=str(culprit)):
         load_folder(bad)
     result = runner.invoke(app, ["compare", str(pngs[0]), str(bad), "--metrics", "swd"])
     assert result.exit_code == 2

@@ -3,16 +3,14 @@ test files, the pixel limit read from headers, duplicate slice positions, and th
 policy's constant-slice rule as preprocess applies it."""
 
 import shutil
-import struct
-import zlib
 
 import nibabel as nib
 import nrrd
 import numpy as np
 import pydicom
 import pytest
-from dicom_helpers import dicom_series
 from pydicom.data import get_testdata_file
+from volume_helpers import dicom_series, nifti_claiming, png_header
 
 from medtrans.shared.volumes.dicom import read_dicom_image, read_dicom_series, scan_dicom
 from medtrans.shared.volumes.errors import VolumeError
@@ -56,37 +54,16 @@ def test_12_bit_jpeg_extended_decodes(name):
     assert int(arr.sum()) == 3_767_007  # what GDCM's own decoder gives for JPGExtended.dcm
 
 
-def _png_header(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-        + chunk(b"IEND", b"")
-    )
-
-
 def test_png_header_over_the_limit_is_refused_before_decoding(tmp_path):
     path = tmp_path / "bomb.png"
-    path.write_bytes(_png_header(100_000, 100_000))
+    path.write_bytes(png_header(100_000, 100_000))
     with pytest.raises(VolumeError, match="100000 x 100000") as err:
         read_raster(path)
     assert err.value.file == str(path) and ENV in err.value.reason
 
 
-def _nifti_claiming(path, shape):
-    hdr = nib.Nifti1Header()
-    hdr.set_data_shape(shape)
-    hdr.set_data_dtype(np.uint8)
-    path.write_bytes(hdr.binaryblock + b"\0" * 4 + b"\1" * 1000)  # header, no extension, 1000 bytes
-    return path
-
-
 def test_nifti_claiming_a_billion_voxels_is_refused_before_allocation(tmp_path):
-    path = _nifti_claiming(tmp_path / "huge.nii", (1000, 1000, 1000))
+    path = nifti_claiming(tmp_path / "huge.nii", (1000, 1000, 1000))
     assert path.stat().st_size < 1500
     with pytest.raises(VolumeError, match="1000000000 pixels, over the limit") as err:
         read_nifti(path)
@@ -155,8 +132,8 @@ def test_preprocess_skips_slices_constant_after_windowing():
     """The shared rule, as compare applies it: a slice all clipped to 255 is not kept, even
     with anatomy in its mask."""
     vol = np.random.default_rng(0).uniform(0, 100, (6, 8, 8)).astype(np.float32)
-    vol[:, :, 3] = 1e6  # one axial slice far above the 99.5th percentile
+    vol[:, :, 3] += 200  # one axial slice, not constant, all above the window's upper end
     label = np.ones(vol.shape, np.uint8)
-    s = Settings(("body",), "axial", 8, (0.5, 99.5), (400.0, 1800.0), "mask", 0.01)
+    s = Settings(("body",), "axial", 8, (0.0, 50.0), (400.0, 1800.0), "mask", 0.01)
     kept, constant = slice_volume(vol, label, "MR", s)
     assert constant == 1 and [k for k, *_ in kept] == [0, 1, 2, 4, 5, 6, 7]

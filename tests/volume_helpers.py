@@ -1,7 +1,12 @@
-"""A small axial DICOM series writer for the reader and compare tests (pydicom, int16 pixels)."""
+"""Files for the reader and compare tests: a small axial DICOM series (pydicom, int16 pixels) and
+headers that claim far more pixels than their files hold."""
 
 from __future__ import annotations
 
+import struct
+import zlib
+
+import nibabel as nib
 import numpy as np
 import pydicom
 from pydicom.dataset import FileDataset, FileMetaDataset
@@ -31,3 +36,24 @@ def dicom_series(folder, slices: np.ndarray, modality: str = "CT", uid: str | No
         ds.PixelData = np.ascontiguousarray(pixels, dtype=np.int16).tobytes()
         pydicom.dcmwrite(folder / f"im{k:03d}", ds, enforce_file_format=True)
     return folder
+
+
+def png_header(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+def nifti_claiming(path, shape):
+    hdr = nib.Nifti1Header()
+    hdr.set_data_shape(shape)
+    hdr.set_data_dtype(np.uint8)
+    path.write_bytes(hdr.binaryblock + b"\0" * 4 + b"\1" * 1000)  # header, no extension, 1000 bytes
+    return path

@@ -137,3 +137,20 @@ def test_preprocess_skips_slices_constant_after_windowing():
     s = Settings(("body",), "axial", 8, (0.0, 50.0), (400.0, 1800.0), "mask", 0.01)
     kept, constant = slice_volume(vol, label, "MR", s)
     assert constant == 1 and [k for k, *_ in kept] == [0, 1, 2, 4, 5, 6, 7]
+
+
+def test_a_multi_frame_file_is_one_volume_for_both_paths(tmp_path):
+    """One multi-frame file with geometry: frames stacked along the normal (preprocess used to
+    reject it as 'not a single-frame image', compare read it as a volume)."""
+    from medtrans.shared.volumes.files import read_volume
+
+    vol = np.arange(3 * 16 * 16, dtype=np.int16).reshape(3, 16, 16)
+    single = dicom_series(tmp_path / "one", vol[:1])
+    ds = pydicom.dcmread(single / "im000")
+    ds.NumberOfFrames, ds.SpacingBetweenSlices = 3, 2.0
+    ds.PixelData = vol.tobytes()
+    (tmp_path / "mf").mkdir()
+    ds.save_as(tmp_path / "mf" / "frames.dcm")
+    got = read_volume(tmp_path / "mf")
+    np.testing.assert_array_equal(got.data, vol.transpose(2, 1, 0).astype(np.float32))
+    np.testing.assert_allclose(np.diag(got.affine), [-1.0, -1.0, 2.0, 1.0])

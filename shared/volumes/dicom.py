@@ -17,6 +17,7 @@ from medtrans.shared.volumes import jpeg12
 from medtrans.shared.volumes.errors import VolumeError, why
 from medtrans.shared.volumes.limits import check_pixels
 from medtrans.shared.volumes.volume import LPS_TO_RAS, Volume
+from medtrans.shared.volumes.walk import files_under
 
 jpeg12.register()
 
@@ -110,9 +111,9 @@ def group_series(files: list[Path], rejected: Rejected) -> list[Series]:
 
 
 def scan_dicom(folder: Path, rejected: Rejected) -> list[Series]:
-    """Every DICOM series under `folder` (hidden files skipped); other files go to `rejected`."""
-    files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and not p.name.startswith("."))
-    return group_series(files, rejected)
+    """Every DICOM series under `folder` (hidden files skipped); other files and unreadable
+    sub-folders go to `rejected`."""
+    return group_series(files_under(Path(folder), rejected), rejected)
 
 
 def _pixels(ds, path: Path) -> np.ndarray:

@@ -14,5 +14,5 @@ class VolumeError(ValueError):
 
 def why(err: BaseException, path: Path | str) -> str:
     """A library's exception as a short reason, without repeating the file's full path."""
-    text = str(err).replace(str(path), Path(path).name).strip()
+    text = " ".join(str(err).replace(str(path), Path(path).name).split())
     return f"{type(err).__name__}: {text[:160]}" if text else type(err).__name__

@@ -21,7 +21,6 @@ Files that are not images (notes, DICOM without pixels) are ignored and recorded
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from medtrans.shared.volumes.errors import VolumeError
 from medtrans.shared.volumes.files import is_nifti, load_nifti
 from medtrans.shared.volumes.raster import is_raster, read_raster
 from medtrans.shared.volumes.volume import Volume, require_finite
+from medtrans.shared.volumes.walk import files_under
 from medtrans.shared.volumes.windowing import (
     CT_WINDOW,
     MRI_PERCENTILES,
@@ -108,25 +108,6 @@ class _Reading:
 
 # ---------------------------------------------------------------------------------------------
 # finding files
-
-
-def _files(folder: Path, problems: Problems) -> list[Path]:
-    """Every non-hidden file under `folder` (linked folders followed once), sorted; unreadable
-    sub-folders are problems."""
-
-    def unreadable(err: OSError) -> None:
-        problems.append((str(err.filename), f"unreadable folder ({err.strerror or err})"))
-
-    found, seen = [], set()
-    for root, dirs, names in os.walk(folder, onerror=unreadable, followlinks=True):
-        real = os.path.realpath(root)
-        if real in seen:  # a linked folder already read (or a link cycle)
-            dirs[:] = []
-            continue
-        seen.add(real)
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found.extend(Path(root) / n for n in names if not n.startswith("."))
-    return sorted(p for p in found if p.is_file() or p.is_symlink())
 
 
 def _kind(path: Path) -> str | None:
@@ -220,7 +201,7 @@ def _dicom(r: _Reading, series: Series) -> None:
 def _read(folder: Path, w: Windowing) -> _Reading:
     r = _Reading(folder, w)
     dicoms: list[Path] = []
-    for path in _files(folder, r.problems):
+    for path in files_under(folder, r.problems):
         try:
             kind = _kind(path)
             if kind is None:

@@ -154,3 +154,17 @@ def test_a_multi_frame_file_is_one_volume_for_both_paths(tmp_path):
     got = read_volume(tmp_path / "mf")
     np.testing.assert_array_equal(got.data, vol.transpose(2, 1, 0).astype(np.float32))
     np.testing.assert_allclose(np.diag(got.affine), [-1.0, -1.0, 2.0, 1.0])
+
+
+def test_compare_reads_the_compressed_files_through_the_same_reader(tmp_path):
+    from medtrans.stages.metrics.images import Windowing, load_folder
+
+    for name in [*JPEG_12BIT, "MR_small_RLE.dcm", "MR_small_jp2klossless.dcm"]:
+        (tmp_path / name.removesuffix(".dcm")).mkdir()
+        shutil.copy(_testfile(name), tmp_path / name.removesuffix(".dcm"))
+    # the two MR_small copies share a SeriesInstanceUID and a position: one series with a duplicate
+    with pytest.raises(ValueError, match="slices at one position"):
+        load_folder(tmp_path, Windowing(size=64))
+    shutil.rmtree(tmp_path / "MR_small_jp2klossless")
+    loaded = load_folder(tmp_path, Windowing(size=64))
+    assert loaded.kinds == {"dicom": 3} and loaded.images.shape == (3, 64, 64) and not loaded.skipped

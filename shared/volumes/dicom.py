@@ -192,11 +192,12 @@ def _slice_step(slices: list, pos: np.ndarray, first: Path) -> float:
     steps = np.diff(pos)
     dup = np.flatnonzero(steps <= DUPLICATE_MM)
     if dup.size:
-        a, b = slices[dup[0]][0], slices[dup[0] + 1][0]
+        a, b = (slices[i][0] for i in (dup[0], dup[0] + 1))
+        a, b = (p.name if p.parent == first else str(p) for p in (a, b))
         raise VolumeError(
             first,
-            f"{dup.size + 1} slices at one position ({pos[dup[0]]:.3f} mm along the normal: {a.name} "
-            f"and {b.name}); the same file twice, or two series sharing one SeriesInstanceUID: "
+            f"slices at one position ({a} and {b} at {pos[dup[0]]:.3f} mm along the normal; {dup.size} "
+            f"duplicate(s) in all): the same file twice, or two series sharing one SeriesInstanceUID; "
             f"remove the duplicate",
         )
     step = float(np.median(steps))

@@ -3,6 +3,7 @@ test files, the pixel limit read from headers, duplicate slice positions, and th
 policy's constant-slice rule as preprocess applies it."""
 
 import shutil
+from pathlib import Path
 
 import nibabel as nib
 import nrrd
@@ -168,3 +169,26 @@ def test_compare_reads_the_compressed_files_through_the_same_reader(tmp_path):
     shutil.rmtree(tmp_path / "MR_small_jp2klossless")
     loaded = load_folder(tmp_path, Windowing(size=64))
     assert loaded.kinds == {"dicom": 3} and loaded.images.shape == (3, 64, 64) and not loaded.skipped
+
+
+def test_every_pydicom_test_image_reads_or_is_a_clear_error():
+    """Colour images become luminance; broken or multi-frame files without geometry are a
+    `VolumeError` naming the file, never another exception."""
+    folder = Path(_testfile("MR_small.dcm")).parent
+    read, refused = [], []
+    for path in sorted(folder.glob("*.dcm")):
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except Exception:  # noqa: BLE001 - not every test file is a readable dataset
+            continue
+        if "Rows" not in ds:
+            continue
+        try:
+            arr, _ = read_dicom_image(path)
+            assert arr.ndim == 2 and np.isfinite(arr).all(), path.name
+            read.append(path.name)
+        except VolumeError as err:
+            assert err.file == str(path)
+            refused.append(path.name)
+    assert {"SC_rgb_jpeg.dcm", "SC_rgb_rle.dcm", "examples_jpeg2k.dcm", *JPEG_12BIT, *LOSSLESS} <= set(read)
+    assert {"MR_truncated.dcm", "badVR.dcm", "rtdose.dcm"} <= set(refused)

@@ -22,6 +22,7 @@ from medtrans.shared.volumes.walk import files_under
 jpeg12.register()
 
 Rejected = list[tuple[str, str]]
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601-2, Pillow's RGB -> L
 DUPLICATE_MM = 1e-4  # two slices closer than this along the normal are one position
 
 
@@ -57,6 +58,15 @@ def is_dicom_file(path: Path) -> bool:
         return False
 
 
+def _count(ds, keyword: str, path: Path, default: int = 1) -> int:
+    """An integer tag (NumberOfFrames, Rows, ...) or a `VolumeError` naming its bad value."""
+    value = getattr(ds, keyword, None)
+    try:
+        return int(value) if value not in (None, "") else default
+    except (TypeError, ValueError):
+        raise VolumeError(path, f"invalid {keyword} {str(value)[:40]!r} (not a number)") from None
+
+
 def _has_pixels(ds) -> bool:
     return "PixelData" in ds or "FloatPixelData" in ds
 
@@ -80,6 +90,12 @@ def _header(path: Path, rejected: Rejected):
     if _has_pixels(ds) and ("Rows" not in ds or "Columns" not in ds):
         rejected.append((str(path), "DICOM image without Rows/Columns (0028,0010)/(0028,0011)"))
         return None
+    try:
+        for keyword in ("NumberOfFrames", "Rows", "Columns", "SeriesNumber"):
+            _count(ds, keyword, path, 0)
+    except VolumeError as err:
+        rejected.append((err.file, err.reason))
+        return None
     return ds
 
 
@@ -98,10 +114,10 @@ def group_series(files: list[Path], rejected: Rejected) -> list[Series]:
                 manufacturer=str(getattr(ds, "Manufacturer", "")),
                 modality=str(getattr(ds, "Modality", "")),
                 patient_id=str(getattr(ds, "PatientID", "")),
-                number=int(getattr(ds, "SeriesNumber", 0) or 0),
-                frames=int(getattr(ds, "NumberOfFrames", 1) or 1),
-                rows=int(getattr(ds, "Rows", 0) or 0),
-                columns=int(getattr(ds, "Columns", 0) or 0),
+                number=_count(ds, "SeriesNumber", path, 0),
+                frames=_count(ds, "NumberOfFrames", path) or 1,
+                rows=_count(ds, "Rows", path, 0),
+                columns=_count(ds, "Columns", path, 0),
             )
         series = groups[uid]
         series.files.append(path)
@@ -120,8 +136,8 @@ def _pixels(ds, path: Path) -> np.ndarray:
     """The stored values with rescale slope/intercept applied, after the size check."""
     if not _has_pixels(ds):
         raise VolumeError(path, "no pixel data")
-    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
-    check_pixels(path, (frames, int(ds.Rows), int(ds.Columns)))
+    frames = _count(ds, "NumberOfFrames", path) or 1
+    check_pixels(path, (frames, _count(ds, "Rows", path, 0), _count(ds, "Columns", path, 0)))
     try:
         arr = ds.pixel_array.astype(np.float32)
     except Exception as err:  # noqa: BLE001 - missing decoders, truncated pixel data
@@ -132,7 +148,7 @@ def _pixels(ds, path: Path) -> np.ndarray:
 
 
 def read_dicom_image(path: Path) -> tuple[np.ndarray, str]:
-    """A 2-D DICOM image (no geometry needed) and its Modality tag."""
+    """A 2-D DICOM image (no geometry needed; colour as luminance) and its Modality tag."""
     try:
         ds = pydicom.dcmread(path)
     except Exception as err:  # noqa: BLE001
@@ -140,6 +156,8 @@ def read_dicom_image(path: Path) -> tuple[np.ndarray, str]:
     if _has_pixels(ds) and ("Rows" not in ds or "Columns" not in ds):
         raise VolumeError(path, "DICOM image without Rows/Columns (0028,0010)/(0028,0011)")
     arr = _pixels(ds, path)
+    if arr.ndim == 3 and arr.shape[-1] == 3 and _count(ds, "SamplesPerPixel", path) == 3:
+        arr = arr @ LUMA  # colour (pydicom gives RGB) to luminance, as Pillow converts to "L"
     if arr.ndim != 2:
         raise VolumeError(
             path, f"a DICOM without slice geometry must be one 2-D image, got shape {arr.shape}"

@@ -35,11 +35,11 @@ def _decode_frame(src: bytes, runner: DecodeRunner) -> bytes:
 
 
 def register() -> None:
-    """Add the plugin to pydicom's JPEG Extended decoder (idempotent)."""
+    """Add the plugin to pydicom's JPEG Extended decoder (once: pydicom refuses a second one
+    under the same label with ValueError)."""
     from pydicom.pixels.decoders import JPEGExtended12BitDecoder
 
-    if (
-        LABEL not in JPEGExtended12BitDecoder._available
-        and LABEL not in JPEGExtended12BitDecoder._unavailable
-    ):
+    try:
         JPEGExtended12BitDecoder.add_plugin(LABEL, (__name__, "_decode_frame"))
+    except ValueError:
+        pass  # already registered

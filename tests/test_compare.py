@@ -315,4 +315,4 @@ def test_non_images_are_ignored_and_recorded(pngs, tmp_path):
     assert result.exit_code == 0, result.output
     fake = json.loads(out.read_text())["fake"]
     assert fake["n"] == 4 and not fake["skipped"]
-    assert {Path(i["file"]).name for i in fake["ignored"]} == {"d", "notes.txt"}
+    assert {Path(i["file"]).name for i in fake["ignored"]} == {"report.dcm", "notes.txt"}

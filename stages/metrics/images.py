@@ -180,7 +180,7 @@ def _dicom(r: _Reading, series: Series) -> None:
     """A series with geometry as a volume; files without geometry (or a lone 2-D file) as images."""
     first = series.files[0]
     if not series.has_pixels:
-        r.ignored.append((str(first.parent), f"DICOM series without pixel data ({len(series.files)} files)"))
+        r.ignored.append((str(first), f"DICOM series without pixel data ({len(series.files)} file(s))"))
         return
     if not series.geometry or (len(series.files) == 1 and series.frames == 1):
         for path in series.files:

@@ -1,15 +1,17 @@
 """`medtrans compare` and its folder readers: PNG, DICOM series, NIfTI volumes, degenerate inputs."""
 
 import json
+import os
+import shutil
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
 from metrics_helpers import phantoms, random_inception_file
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 from typer.testing import CliRunner
+from volume_helpers import dicom_series, nifti_claiming, png_header
 
 from medtrans.shared.hashing import sha256_file
 from medtrans.shared.imageio import write_png
@@ -17,7 +19,7 @@ from medtrans.stages.cli import app
 from medtrans.stages.metrics import swd
 from medtrans.stages.metrics.features import extract_features
 from medtrans.stages.metrics.fid import fid_from_features
-from medtrans.stages.metrics.images import ImageSetError, Windowing, load_folder
+from medtrans.stages.metrics.images import FolderError, Windowing, load_folder
 from medtrans.stages.metrics.inception import load_inception
 from medtrans.stages.metrics.weights import locate_inception
 
@@ -34,30 +36,6 @@ def _pngs(folder, images):
 def _hu(u8: np.ndarray) -> np.ndarray:
     """Hounsfield values that the default CT window maps back to exactly these 8-bit values."""
     return np.round(CT_LO + u8.astype(np.float64) * (CT_HI - CT_LO) / 255.0).astype(np.int16)
-
-
-def _dicom_series(folder, slices: np.ndarray, modality: str = "CT", uid: str | None = None):
-    """An axial DICOM series (LPS, IOP 1,0,0,0,1,0), one file per slice, int16 pixels."""
-    folder.mkdir(parents=True, exist_ok=True)
-    series = uid or generate_uid()
-    for k, pixels in enumerate(slices):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = MRImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = FileDataset(str(folder / f"im{k:03d}"), {}, file_meta=meta, preamble=b"\0" * 128)
-        ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-        ds.Modality, ds.SeriesInstanceUID, ds.SeriesNumber, ds.InstanceNumber = modality, series, 1, k + 1
-        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        ds.ImagePositionPatient = [0, 0, 2.0 * (len(slices) - k)]  # written in reverse: sorting matters
-        ds.PixelSpacing, ds.SliceThickness = [1, 1], 2
-        ds.Rows, ds.Columns = pixels.shape
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-        ds.RescaleSlope, ds.RescaleIntercept = 1, 0
-        ds.PixelData = np.ascontiguousarray(pixels, dtype=np.int16).tobytes()
-        pydicom.dcmwrite(folder / f"im{k:03d}", ds, enforce_file_format=True)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +100,7 @@ def test_missing_weights_are_notes(pngs, tmp_path, monkeypatch):
 
 def test_dicom_series_is_sorted_windowed_and_compared(pngs, tmp_path):
     u8 = phantoms(5, 7, size=32)
-    folder = _dicom_series(tmp_path / "dicom" / "series1", _hu(u8))
+    folder = dicom_series(tmp_path / "dicom" / "series1", _hu(u8))
     (tmp_path / "dicom" / "notes.txt").write_text("not an image")
     loaded = load_folder(tmp_path / "dicom")
     assert loaded.kinds == {"dicom": 5}
@@ -168,7 +146,7 @@ def test_degenerate_inputs_are_clear_errors(pngs, tmp_path, case):
         vol[2, 2, 1] = np.nan
         culprit = bad / "v.nii.gz"
         nib.save(nib.Nifti1Image(vol, np.eye(4)), culprit)
-    with pytest.raises(ImageSetError, match=str(culprit)):
+    with pytest.raises(FolderError, match=str(culprit)):
         load_folder(bad)
     result = runner.invoke(app, ["compare", str(pngs[0]), str(bad), "--metrics", "swd"])
     assert result.exit_code == 2
@@ -186,3 +164,155 @@ def test_size_option_resizes_mismatched_images(pngs, tmp_path):
 def test_unknown_metric_is_refused(pngs):
     result = runner.invoke(app, ["compare", str(pngs[0]), str(pngs[1]), "--metrics", "fid,psnr"])
     assert result.exit_code == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input: every bad file is named, compare refuses by default and goes on with --skip-bad
+
+
+def _bad_png_bomb(bad):
+    (bad / "bomb.png").write_bytes(png_header(100_000, 100_000))
+    return bad / "bomb.png"
+
+
+def _bad_nifti_huge(bad):
+    return nifti_claiming(bad / "huge.nii", (1000, 1000, 1000))
+
+
+def _series(bad):
+    return dicom_series(bad / "s", _hu(phantoms(4, 8, size=32)))
+
+
+def _bad_dicom_no_rows(bad):
+    folder = _series(bad)
+    ds = pydicom.dcmread(folder / "im001")
+    del ds.Rows, ds.Columns
+    ds.save_as(folder / "im001")
+    return folder / "im001"
+
+
+def _bad_dicom_twice(bad):
+    folder = _series(bad)
+    shutil.copy(folder / "im002", folder / "im002-copy")
+    return folder
+
+
+def _bad_dicom_shared_uid(bad):
+    folder = _series(bad)
+    uid = pydicom.dcmread(folder / "im000").SeriesInstanceUID
+    dicom_series(bad / "t", _hu(phantoms(4, 9, size=32)), uid=uid)
+    return folder
+
+
+def _bad_dicom_gap(bad):
+    folder = _series(bad)
+    (folder / "im002").unlink()
+    return folder
+
+
+def _bad_dicom_corrupt(bad):
+    folder = _series(bad)
+    (folder / "im999").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00\x01\x00garbage" * 3)
+    return folder / "im999"
+
+
+def _bad_truncated_png(bad):
+    data = (bad / "00.png").read_bytes()
+    (bad / "cut.png").write_bytes(data[: len(data) // 2])
+    return bad / "cut.png"
+
+
+def _bad_broken_link(bad):
+    (bad / "gone.png").symlink_to(bad / "nowhere.png")
+    return bad / "gone.png"
+
+
+BAD = {name.removeprefix("_bad_"): fn for name, fn in dict(globals()).items() if name.startswith("_bad_")}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD))
+def test_bad_file_is_named_refused_and_skipped_on_request(pngs, tmp_path, kind):
+    bad = _pngs(tmp_path / "bad", phantoms(3, 3, size=32))
+    culprit = BAD[kind](bad)
+    args = ["compare", str(pngs[0]), str(bad), "--metrics", "swd"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert str(culprit) in result.output and "--skip-bad" in result.output
+    out = tmp_path / "r.json"
+    result = runner.invoke(app, [*args, "--skip-bad", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    fake = json.loads(out.read_text())["fake"]
+    assert str(culprit) in {s["file"] for s in fake["skipped"]}
+    assert fake["n"] == 3 + (4 if kind == "dicom_corrupt" else 0)  # the good files are all used
+
+
+def test_unreadable_folder_is_reported_not_skipped_silently(pngs, tmp_path, monkeypatch):
+    bad = _pngs(tmp_path / "bad", phantoms(3, 3, size=32))
+    locked = bad / "locked"
+    _pngs(locked, phantoms(2, 4, size=32))
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path) == str(locked):  # tests run as root, where chmod 000 does not lock
+            raise PermissionError(13, "Permission denied", str(locked))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    result = runner.invoke(app, ["compare", str(pngs[0]), str(bad), "--metrics", "swd"])
+    assert result.exit_code == 2 and str(locked) in result.output and "unreadable folder" in result.output
+    result = runner.invoke(app, ["compare", str(pngs[0]), str(bad), "--metrics", "swd", "--skip-bad"])
+    assert result.exit_code == 0 and f"skipped {locked}: unreadable folder" in result.output
+
+
+def test_every_bad_file_of_both_folders_is_listed_in_one_run(tmp_path):
+    real = _pngs(tmp_path / "real", phantoms(3, 1, size=32))
+    fake = _pngs(tmp_path / "fake", phantoms(1, 2, size=32))
+    culprits = [_bad_png_bomb(real), _bad_truncated_png(fake), _bad_nifti_huge(fake)]
+    for i in range(20):
+        write_png(fake / f"blank{i:02d}.png", np.full((32, 32), i, np.uint8))
+        culprits.append(fake / f"blank{i:02d}.png")
+    result = runner.invoke(app, ["compare", str(real), str(fake), "--metrics", "swd"])
+    assert result.exit_code == 2
+    text = result.output.replace("\n", " ")
+    assert all(str(c) in text for c in culprits)
+    assert "fake: 22 bad file(s)" in text and "real: 1 bad file(s)" in text
+
+
+def test_nibabel_anatomical_volume_compares_constant_slices_skipped(pngs, tmp_path):
+    """nibabel's own test volume: its slices that the CT window saturates are skipped with a log line."""
+    import logging
+
+    import nibabel.testing
+
+    fake = tmp_path / "B"
+    fake.mkdir()
+    shutil.copy(Path(nibabel.testing.data_path) / "anatomical.nii", fake)
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logging.getLogger("medtrans.metrics.images").addHandler(handler)
+    try:
+        result = runner.invoke(app, ["compare", str(pngs[0]), str(fake), "--metrics", "swd", "--size", "32"])
+    finally:
+        logging.getLogger("medtrans.metrics.images").removeHandler(handler)
+    assert result.exit_code == 0, result.output
+    assert any("anatomical.nii: skipped" in m and "constant after windowing" in m for m in seen), seen
+    names = load_folder(fake, Windowing(size=32)).names
+    assert "anatomical.nii#0022" not in names and len(names) >= 2
+
+
+def test_non_images_are_ignored_and_recorded(pngs, tmp_path):
+    folder = dicom_series(tmp_path / "d" / "s", _hu(phantoms(4, 5, size=32)))
+    ds = pydicom.dcmread(folder / "im000")
+    del ds.PixelData
+    ds.SeriesInstanceUID = "1.2.826.0.1.3680043.8.498.1"
+    ds.save_as(tmp_path / "d" / "report.dcm")
+    (tmp_path / "d" / "notes.txt").write_text("scanner notes")
+    out = tmp_path / "r.json"
+    result = runner.invoke(
+        app, ["compare", str(pngs[0]), str(tmp_path / "d"), "--metrics", "swd", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    fake = json.loads(out.read_text())["fake"]
+    assert fake["n"] == 4 and not fake["skipped"]
+    assert {Path(i["file"]).name for i in fake["ignored"]} == {"report.dcm", "notes.txt"}

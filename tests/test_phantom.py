@@ -11,6 +11,7 @@ import pytest
 from scipy import ndimage
 
 from medtrans.shared.config import parse_study
+from medtrans.shared.volumes.files import read_nifti, read_nrrd, read_volume
 from medtrans.stages.preprocess.phantom import generate as phantom
 from medtrans.stages.preprocess.phantom.writers import (
     centred_grid,
@@ -18,7 +19,6 @@ from medtrans.stages.preprocess.phantom.writers import (
     write_nifti,
     write_nrrd,
 )
-from medtrans.stages.preprocess.readers import read_nifti, read_nrrd, read_volume
 
 
 def _study(patients=3, shape=(6, 64, 64)):

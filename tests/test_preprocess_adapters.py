@@ -225,8 +225,8 @@ def test_totalsegmentator_integration_up_to_the_network(tmp_path, monkeypatch):
     labels bone (> 600 HU) as vertebrae_L3 on the input grid."""
     import totalsegmentator.nnunet as ts_nnunet
 
+    from medtrans.shared.volumes.files import read_volume
     from medtrans.stages.preprocess import totalseg
-    from medtrans.stages.preprocess.readers import read_volume
 
     home = tmp_path / "totalseg"
     monkeypatch.setenv("TOTALSEG_HOME_DIR", str(home))

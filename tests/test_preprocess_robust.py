@@ -91,6 +91,9 @@ def _damage(raw: Path) -> dict[str, str]:
     # two patients' series mixed in one folder
     for i, f in enumerate(_slices(series[mri[4]])):
         shutil.copy(f, series[mri[3]] / f"x-{i}.dcm")
+    # the same slice file present twice in a series (a common export accident)
+    first = _slices(series[mri[5]])[2]
+    shutil.copy(first, first.with_name("copy-" + first.name))
     # CT: a mask of another shape, an empty mask, NaN voxels, a mask too small for any slice
     img = nib.load(str(raw / "ct_masks" / f"{ct[0]}.nii.gz"))
     nib.save(
@@ -117,6 +120,7 @@ def _damage(raw: Path) -> dict[str, str]:
     kinds = ("corrupt", "truncated", "nopixels", "mixed", "shape", "empty", "nan", "noslices")
     return {
         **dict(zip(kinds, [*mri[:4], *ct[:4]], strict=True)),
+        "duplicate": mri[5],
         "unreadable": "broken",
         "unsupported": "readme",
     }
@@ -175,6 +179,12 @@ def test_mixed_series_in_one_folder(damaged):
     assert _pid(damaged, "mixed") not in _used(damaged)
 
 
+def test_duplicate_slice_file_rejects_the_series_by_name(damaged):
+    assert "slices at one position" in _reasons(damaged, "duplicate")
+    assert "remove the duplicate" in _reasons(damaged, "duplicate")
+    assert _pid(damaged, "duplicate") not in _used(damaged)
+
+
 def test_mask_of_another_shape(damaged):
     assert "does not match image grid" in _reasons(damaged, "shape")
 
@@ -201,7 +211,7 @@ def test_unsupported_file(damaged):
 
 def test_good_cases_all_used_and_every_rejection_accounted(damaged):
     extra = damaged["extra"]
-    broken = {"truncated", "mixed", "shape", "empty", "nan", "noslices"}
+    broken = {"truncated", "mixed", "duplicate", "shape", "empty", "nan", "noslices"}
     assert len(_used(damaged)) == 16 - len(broken)
     for kind in damaged["keys"]:
         assert _entries(damaged, kind), kind

@@ -18,7 +18,7 @@ from medtrans.shared.seeding import derive_seed
 from medtrans.stages.metrics.bootstrap import intervals, replicate_values
 from medtrans.stages.metrics.extract import Network, add_radiomics, load_network, locate_network, set_features
 from medtrans.stages.metrics.frd import FRDError, extractor_settings
-from medtrans.stages.metrics.images import PLANES, ImageSetError, Windowing, load_folder
+from medtrans.stages.metrics.images import PLANES, FolderError, FolderImages, Windowing, load_folders
 from medtrans.stages.metrics.results import MetricRow, format_table, write_rows
 from medtrans.stages.metrics.scoring import INCEPTION_METRICS, METRICS, Scorer, ScoreSettings
 from medtrans.stages.metrics.swd import SWDInputError, SWDParams
@@ -33,6 +33,15 @@ def _parse_metrics(text: str) -> tuple[str, ...]:
     if bad or not names:
         raise typer.BadParameter(f"unknown metric(s) {bad}; choose from {','.join(METRICS)}")
     return names
+
+
+def _inputs(images: FolderImages) -> dict:
+    """What was read from one folder, and what was skipped (bad) or ignored (not an image)."""
+    return {
+        "folder": str(images.folder), "n": len(images), "files": images.kinds,
+        "skipped": [{"file": f, "reason": why} for f, why in images.skipped],
+        "ignored": [{"file": f, "reason": why} for f, why in images.ignored],
+    }  # fmt: skip
 
 
 def compare(
@@ -54,13 +63,14 @@ def compare(
     swd_channels: int = 3,
     frd_workers: int = 0,
     cache: Path | None = None,
+    skip_bad: bool = False,
 ) -> dict:
     """All requested metrics of FAKE against REAL; returns the JSON-ready result."""
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown convention {convention!r}; choose one of {', '.join(CONVENTIONS)}")
-    real_set, fake_set = load_folder(real, windowing), load_folder(fake, windowing)
+    real_set, fake_set = load_folders((real, fake), windowing, skip_bad)
     if "swd" in metrics and real_set.images.shape[1:] != fake_set.images.shape[1:]:
-        raise ImageSetError(
+        raise FolderError(
             f"{fake}: images are {fake_set.images.shape[2]}x{fake_set.images.shape[1]} but {real} has "
             f"{real_set.images.shape[2]}x{real_set.images.shape[1]}; SWD needs one size (use --size)"
         )
@@ -106,8 +116,8 @@ def compare(
         for m in scorer.rows()
     ]  # fmt: skip
     return {
-        "real": {"folder": str(real), "n": len(real_set), "files": real_set.kinds},
-        "fake": {"folder": str(fake), "n": len(fake_set), "files": fake_set.kinds},
+        "real": _inputs(real_set),
+        "fake": _inputs(fake_set),
         "image_size": list(real_set.images.shape[1:]),
         "network": network.describe() if network is not None else None,
         "settings": {
@@ -173,6 +183,9 @@ def register(app: typer.Typer) -> None:
         cache: Annotated[
             Path | None, typer.Option(help="Folder caching FRD features by image sha256.")
         ] = None,
+        skip_bad: Annotated[
+            bool, typer.Option(help="Go on without unusable files (listed) instead of refusing.")
+        ] = False,
     ) -> None:
         """Compare two image folders (PNG/JPEG, DICOM, NIfTI): FID, KID, IS, SWD, FRD."""
         try:
@@ -186,10 +199,10 @@ def register(app: typer.Typer) -> None:
                 windowing=Windowing(plane=plane, modality=modality, size=size), device=device, seed=seed,
                 bootstrap=bootstrap, batch_size=batch_size, kid_subsets=kid_subsets,
                 kid_subset_size=kid_subset_size, is_splits=is_splits, swd_channels=swd_channels,
-                frd_workers=frd_workers, cache=cache,
+                frd_workers=frd_workers, cache=cache, skip_bad=skip_bad,
             )  # fmt: skip
         except (
-            ImageSetError,
+            FolderError,
             SWDInputError,
             FRDError,
             WeightsMismatch,
@@ -206,6 +219,9 @@ def register(app: typer.Typer) -> None:
         if net and net.get("available"):
             kind = "standard" if net["standard"] else "CUSTOM, not the standard FID network"
             typer.echo(f"Inception: {net['file']} ({kind}) sha256 {net['sha256']}; convention {convention}")
+        for side in ("real", "fake"):
+            for item in result[side]["skipped"]:
+                typer.echo(f"skipped {item['file']}: {item['reason']}")
         typer.echo(format_table(rows, show_set=False))
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)

@@ -11,14 +11,19 @@ import pandas as pd
 
 from medtrans.shared.config.data import DBCSource, FolderSource, SpineSource
 from medtrans.shared.config.study import TaskConfig
+from medtrans.shared.volumes.files import is_nrrd, is_volume_file
 from medtrans.stages.preprocess.cases import Case, MaskRef
-from medtrans.stages.preprocess.readers import case_key_pattern, is_nrrd, is_volume_file
 
 Rejected = list[tuple[str, str]]
 
 
 class SourceError(ValueError):
     """A data source that cannot be read at all (missing folder, bad CSV): a config problem."""
+
+
+def case_key_pattern(key: str) -> re.Pattern:
+    """Matches a case key as a whole token inside a file name (Breast_MRI_001 != Breast_MRI_0011)."""
+    return re.compile(rf"(^|[_/.\-\s]){re.escape(key)}($|[_.\-\s])")
 
 
 def _label(task: TaskConfig, name: str) -> int | None:

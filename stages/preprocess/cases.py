@@ -42,3 +42,4 @@ class Sliced:
     )  # position, img, mask, structures
     rejected: list[tuple[str, str]] = field(default_factory=list)
     read: int = 0  # slices read from the volume
+    constant: int = 0  # slices skipped because they were constant once windowed

@@ -1,55 +1,18 @@
-"""Volumes to 2D slices: plane, anatomy-skip rule, intensity to [0,255], resize (pure NumPy)."""
+"""Volumes to kept 2D slices: the shared windowing policy plus preprocess's anatomy-skip rule."""
 
 import numpy as np
-from skimage.transform import resize
 
-PLANE_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}
+from medtrans.shared.volumes.windowing import (
+    PLANE_AXIS,
+    intensity_range,
+    is_constant,
+    resize_image,
+    resize_mask,
+    to_display,
+    to_uint8,
+)
 
-
-def to_display(volume: np.ndarray, plane: str, index: int) -> np.ndarray:
-    """One slice of a canonical (RAS+) volume in the radiological display orientation:
-    axial and coronal with the patient's right on the image's left, anterior (axial) or
-    superior (coronal, sagittal) at the top, sagittal with anterior on the left."""
-    if plane == "axial":
-        return volume[::-1, ::-1, index].T
-    if plane == "sagittal":
-        return volume[index, ::-1, ::-1].T
-    if plane == "coronal":
-        return volume[::-1, index, ::-1].T
-    raise ValueError(f"unknown plane {plane!r}")
-
-
-def intensity_range(
-    volume: np.ndarray, modality: str, percentiles: tuple[float, float], ct_window: tuple[float, float]
-) -> tuple[float, float]:
-    """MRI: the volume's own percentiles (per volume, as the paper scales each scan);
-    CT: a fixed Hounsfield window (level, width)."""
-    if modality == "CT":
-        level, width = ct_window
-        return level - width / 2.0, level + width / 2.0
-    lo, hi = np.percentile(volume, percentiles)
-    if hi <= lo:
-        hi = lo + 1.0
-    return float(lo), float(hi)
-
-
-def to_uint8(image: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """Linear map of [lo, hi] to [0, 255] with clipping, as float (rounded after resizing)."""
-    return np.clip((image.astype(np.float32) - lo) / (hi - lo), 0.0, 1.0) * 255.0
-
-
-def resize_image(image: np.ndarray, size: int) -> np.ndarray:
-    """Antialiased linear resize of a [0,255] float image to size x size, rounded to uint8."""
-    if image.shape != (size, size):
-        image = resize(image, (size, size), order=1, anti_aliasing=True, preserve_range=True, mode="edge")
-    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
-
-
-def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
-    """Nearest-neighbour resize of a label map (labels stay labels)."""
-    if mask.shape != (size, size):
-        mask = resize(mask, (size, size), order=0, anti_aliasing=False, preserve_range=True, mode="edge")
-    return mask.astype(np.uint8)
+Slice = tuple[int, np.ndarray, np.ndarray | None, tuple[str, ...]]
 
 
 def keeps_anatomy(mask: np.ndarray | None, scaled: np.ndarray, rule: str, min_fraction: float) -> bool:
@@ -60,3 +23,28 @@ def keeps_anatomy(mask: np.ndarray | None, scaled: np.ndarray, rule: str, min_fr
     if mask is not None:
         return float((mask > 0).mean()) >= min_fraction
     return float((scaled > 0.05 * 255.0).mean()) >= min_fraction
+
+
+def _structures(mask: np.ndarray | None, structures: tuple[str, ...]) -> tuple[str, ...]:
+    if mask is None:
+        return ()
+    return tuple(structures[k - 1] for k in np.unique(mask) if 0 < k <= len(structures))
+
+
+def slice_volume(image: np.ndarray, label: np.ndarray | None, modality: str, s) -> tuple[list[Slice], int]:
+    """The kept slices (position, image uint8, mask uint8 or None, structures) of a canonical
+    volume, and how many were constant once windowed (skipped, as compare skips them)."""
+    lo, hi = intensity_range(image, modality, s.mri_percentiles, s.ct_window)
+    kept, constant = [], 0
+    for pos in range(image.shape[PLANE_AXIS[s.plane]]):
+        scaled = to_uint8(to_display(image, s.plane, pos), lo, hi)
+        mask2d = to_display(label, s.plane, pos) if label is not None else None
+        if not keeps_anatomy(mask2d, scaled, s.skip_rule, s.min_fraction):
+            continue
+        img = resize_image(scaled, s.image_size)
+        if is_constant(img):
+            constant += 1
+            continue
+        mask = resize_mask(mask2d, s.image_size) if mask2d is not None else None
+        kept.append((pos, img, mask, _structures(mask, s.structures)))
+    return kept, constant

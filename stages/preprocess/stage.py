@@ -140,57 +140,51 @@ def _source_roots(src) -> list[Path]:
     return [Path(getattr(src, f)) for f in fields if getattr(src, f, None) is not None]
 
 
-def build_task(study: StudyConfig, name: str, task: TaskConfig, ctx: UnitContext) -> None:
-    p = study.preprocess
-    workers = worker_count(p.workers)
-    t_start = time.perf_counter()
-    src, _raw = resolve_source(study, name, task, ctx.layout, workers)
+def _cases(task: TaskConfig, src) -> tuple[list, list[tuple[str, str]], tuple[str, ...]]:
+    """The cases of a task, what the adapter rejected, and the TotalSegmentator rois (whose
+    weights are checked first, before any case is read)."""
     try:
         cases, rejected = collect(task, src)
     except SourceError as err:
         raise StageInputError(str(err)) from None
     rois = tuple(getattr(src, "rois", ()))
-    if any(c.totalseg for c in cases):  # fail early and clearly, before any case is read
+    if any(c.totalseg for c in cases):
         from medtrans.stages.preprocess.totalseg import WeightsMissing, check_weights
 
         try:
             check_weights(rois)
         except WeightsMissing as err:
             raise StageInputError(str(err)) from None
-    settings = settings_for(study, task, rois)
-    t0 = time.perf_counter()
-    results: list[Sliced] = list(
-        parallel_map(process_case, [(c, settings) for c in cases], workers, f"preprocess {name}")
-    )
-    for r in results:
-        rejected += r.rejected
-    key = pseudonym_key(study.name, study.seed)
-    roles = {task.source.name: "source", task.target.name: "target"}
+    return cases, rejected, rois
 
-    used = [r for r in results if r.slices and r.domain in roles]
+
+def _one_scan_each(results: list[Sliced], key: bytes, roles: dict, rejected: list) -> list[Sliced]:
+    """The first scan of each patient and domain; later ones are rejected."""
     seen: set[tuple[str, str]] = set()
     kept: list[Sliced] = []
-    for r in used:
+    for r in results:
+        if not (r.slices and r.domain in roles):
+            continue
         pid = pseudonym(key, r.patient)
         if (pid, r.domain) in seen:
             rejected.append((r.key, "a second scan of the same patient and domain (only the first is used)"))
             continue
         seen.add((pid, r.domain))
         kept.append(r)
-    by_domain: dict[str, list[str]] = {task.source.name: [], task.target.name: []}
-    for r in kept:
-        by_domain[r.domain].append(pseudonym(key, r.patient))
-    split_of = assign_splits(by_domain, tuple(p.split), study.seed, name)
+    return kept
 
+
+def _write_slices(work: Path, kept: list[Sliced], key: bytes, roles: dict, split_of: dict) -> pd.DataFrame:
+    """Every kept slice as image (and mask) PNGs, and the index table (written too)."""
     rows = []
     for r in kept:
         pid = pseudonym(key, r.patient)
         for pos, img, mask, present in r.slices:
             sid = f"{pid}_{r.domain}_{pos:03d}"
-            write_png(ctx.work / "images" / f"{sid}.png", img)
+            write_png(work / "images" / f"{sid}.png", img)
             mask_rel = ""
             if mask is not None:
-                write_png(ctx.work / "masks" / f"{sid}.png", mask)
+                write_png(work / "masks" / f"{sid}.png", mask)
                 mask_rel = f"masks/{sid}.png"
             rows.append(
                 {
@@ -206,7 +200,44 @@ def build_task(study: StudyConfig, name: str, task: TaskConfig, ctx: UnitContext
                 }
             )
     table = pd.DataFrame(rows, columns=list(COLUMNS)).sort_values("slice_id")
-    table.to_csv(ctx.work / INDEX, index=False)
+    table.to_csv(work / INDEX, index=False)
+    return table
+
+
+def _check_minimum(name: str, counts: dict, clean: list[tuple[str, str]], minimum: int) -> None:
+    """Fail the unit, with the rejected list, when a domain or split has too few slices."""
+    low = [f"{d}/{s}: {n} slices" for d, per in counts.items() for s, n in per.items() if n < minimum]
+    if low:
+        listing = "\n".join(f"  rejected {f}: {why}" for f, why in clean) or "  (nothing rejected)"
+        raise StageInputError(
+            f"preprocess/{name}: below min_slices_per_split={minimum} in "
+            f"{', '.join(low)}; add data or lower the minimum.\n{listing}"
+        )
+
+
+def build_task(study: StudyConfig, name: str, task: TaskConfig, ctx: UnitContext) -> None:
+    """Read and slice every case, keep one scan per patient and domain, split by patient,
+    write the slices and index, and record counts and the (pseudonymised) rejected list."""
+    p = study.preprocess
+    workers = worker_count(p.workers)
+    t_start = time.perf_counter()
+    src, _raw = resolve_source(study, name, task, ctx.layout, workers)
+    cases, rejected, rois = _cases(task, src)
+    settings = settings_for(study, task, rois)
+    t0 = time.perf_counter()
+    results: list[Sliced] = list(
+        parallel_map(process_case, [(c, settings) for c in cases], workers, f"preprocess {name}")
+    )
+    for r in results:
+        rejected += r.rejected
+    key = pseudonym_key(study.name, study.seed)
+    roles = {task.source.name: "source", task.target.name: "target"}
+    kept = _one_scan_each(results, key, roles, rejected)
+    by_domain: dict[str, list[str]] = {task.source.name: [], task.target.name: []}
+    for r in kept:
+        by_domain[r.domain].append(pseudonym(key, r.patient))
+    split_of = assign_splits(by_domain, tuple(p.split), study.seed, name)
+    table = _write_slices(ctx.work, kept, key, roles, split_of)
     seconds = time.perf_counter() - t0
 
     ids = {r.patient for r in results} | {r.key for r in results} | {c.key for c in cases}
@@ -230,23 +261,14 @@ def build_task(study: StudyConfig, name: str, task: TaskConfig, ctx: UnitContext
             "source": task.data.kind,
         }
     )
-    _summary(name, counts, clean)
-    low = [
-        f"{d}/{s}: {n} slices"
-        for d, per in counts.items()
-        for s, n in per.items()
-        if n < p.min_slices_per_split
-    ]
-    if low:
-        listing = "\n".join(f"  rejected {f}: {why}" for f, why in clean) or "  (nothing rejected)"
-        raise StageInputError(
-            f"preprocess/{name}: below min_slices_per_split={p.min_slices_per_split} in "
-            f"{', '.join(low)}; add data or lower the minimum.\n{listing}"
-        )
+    _summary(name, counts, clean, sum(r.constant for r in results))
+    _check_minimum(name, counts, clean, p.min_slices_per_split)
 
 
-def _summary(name: str, counts: dict, rejected: list[tuple[str, str]]) -> None:
+def _summary(name: str, counts: dict, rejected: list[tuple[str, str]], constant: int) -> None:
     parts = ", ".join(f"{d} " + "/".join(str(per[s]) for s in SPLITS) for d, per in counts.items())
     log.info("preprocess %s: slices train/val/test per domain: %s; %d rejected", name, parts, len(rejected))
+    if constant:
+        log.info("preprocess %s: %d slice(s) skipped as constant after windowing", name, constant)
     for f, why in rejected:
         log.warning("rejected %s: %s", f, why)

@@ -14,7 +14,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from medtrans.stages.preprocess.readers import Volume, resample_nearest
+from medtrans.shared.volumes.grid import resample_nearest
+from medtrans.shared.volumes.volume import Volume
 
 HINT = "run `make weights` on a machine with internet (it stores them in the weights volume)"
 TASK = "total"

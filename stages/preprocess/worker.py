@@ -11,25 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
+from medtrans.shared.volumes.dicom import read_dicom_series, scan_dicom
+from medtrans.shared.volumes.errors import VolumeError
+from medtrans.shared.volumes.files import read_file, read_volume
+from medtrans.shared.volumes.grid import resample_nearest
+from medtrans.shared.volumes.volume import Volume, require_finite
+from medtrans.shared.volumes.windowing import PLANE_AXIS
 from medtrans.stages.preprocess.cases import Case, MaskRef, Sliced
-from medtrans.stages.preprocess.readers import (
-    CaseError,
-    Volume,
-    read_dicom_series,
-    read_file,
-    read_volume,
-    resample_nearest,
-    scan_dicom,
-)
-from medtrans.stages.preprocess.slicing import (
-    PLANE_AXIS,
-    intensity_range,
-    keeps_anatomy,
-    resize_image,
-    resize_mask,
-    to_display,
-    to_uint8,
-)
+from medtrans.stages.preprocess.slicing import slice_volume
 
 
 @dataclass(frozen=True)
@@ -60,20 +49,22 @@ def _dicom_image(case: Case, rejected: list) -> tuple[Volume, str, str | None, s
         pattern = re.compile(case.series_pattern)
         series = [s for s in series if pattern.search(s.description)]
         if not series:
-            raise CaseError(case.image, "no image series matches the series pattern")
+            raise VolumeError(case.image, "no image series matches the series pattern")
         if len(series) > 1:
-            raise CaseError(case.image, f"{len(series)} image series match the series pattern (ambiguous)")
+            raise VolumeError(case.image, f"{len(series)} image series match the series pattern (ambiguous)")
     elif len(series) > 1:
-        raise CaseError(case.image, f"mixed series in one folder ({len(series)} image series; expected one)")
+        raise VolumeError(
+            case.image, f"mixed series in one folder ({len(series)} image series; expected one)"
+        )
     if not series:
-        raise CaseError(case.image, "no DICOM image series found")
+        raise VolumeError(case.image, "no DICOM image series found")
     chosen = series[0]
     domain = case.domain
     if domain is None:
         maker = chosen.manufacturer.upper()
         domain = next((d for sub, d in case.manufacturers if sub.upper() in maker), None)
         if domain is None:
-            raise CaseError(case.image, f"manufacturer {chosen.manufacturer!r} matches no domain")
+            raise VolumeError(case.image, f"manufacturer {chosen.manufacturer!r} matches no domain")
     modality = case.modality or ("CT" if chosen.modality == "CT" else "MR")
     return read_dicom_series(chosen, rejected), chosen.patient_id or case.key, domain, modality
 
@@ -102,9 +93,7 @@ def load_case(
     else:
         image = read_file(Path(case.image))
         patient, domain, modality = case.key, case.domain, case.modality or "MR"
-    bad = int((~np.isfinite(image.data)).sum())
-    if bad:
-        raise CaseError(case.image, f"{bad} NaN or infinite voxels")
+    require_finite(case.image, image.data)
     image = image.canonical()
     label = None
     if case.masks:
@@ -112,11 +101,11 @@ def load_case(
         for ref in case.masks:
             mask = _read_mask(ref)
             if not np.isfinite(mask.data).all():
-                raise CaseError(ref.path, "NaN or infinite values in the mask")
+                raise VolumeError(ref.path, "NaN or infinite values in the mask")
             layers.append((ref, resample_nearest(mask.canonical(), image, ref.path)))
         label = labels_from(layers, image.data.shape)
         if not label.any():
-            raise CaseError(case.masks[0].path, "empty mask (no labelled voxel)")
+            raise VolumeError(case.masks[0].path, "empty mask (no labelled voxel)")
     elif case.totalseg:
         from medtrans.stages.preprocess.totalseg import segment_vertebrae
 
@@ -124,29 +113,10 @@ def load_case(
             image, settings.totalseg_rois, len(settings.structures), settings.totalseg_device
         )
         if not label.any():
-            raise CaseError(case.image, "TotalSegmentator found none of the requested structures")
+            raise VolumeError(case.image, "TotalSegmentator found none of the requested structures")
     elif case.mask_required:
-        raise CaseError(case.image, "no mask for this case")
+        raise VolumeError(case.image, "no mask for this case")
     return image, label, case.patient or patient, domain, modality
-
-
-def slice_volume(image: np.ndarray, label: np.ndarray | None, modality: str, s: Settings):
-    """Yield (position, image uint8, mask uint8 or None, structures) of the kept slices."""
-    lo, hi = intensity_range(image, modality, s.mri_percentiles, s.ct_window)
-    axis = PLANE_AXIS[s.plane]
-    for pos in range(image.shape[axis]):
-        scaled = to_uint8(to_display(image, s.plane, pos), lo, hi)
-        mask2d = to_display(label, s.plane, pos) if label is not None else None
-        if not keeps_anatomy(mask2d, scaled, s.skip_rule, s.min_fraction):
-            continue
-        img = resize_image(scaled, s.image_size)
-        mask = resize_mask(mask2d, s.image_size) if mask2d is not None else None
-        present = (
-            tuple(s.structures[k - 1] for k in np.unique(mask) if 0 < k <= len(s.structures))
-            if mask is not None
-            else ()
-        )
-        yield pos, img, mask, present
 
 
 def process_case(args: tuple[Case, Settings]) -> Sliced:
@@ -162,11 +132,11 @@ def process_case(args: tuple[Case, Settings]) -> Sliced:
             rejected=rejected,
             read=image.data.shape[PLANE_AXIS[settings.plane]],
         )
-        out.slices = list(slice_volume(image.data, label, modality, settings))
+        out.slices, out.constant = slice_volume(image.data, label, modality, settings)
         if not out.slices:
             rejected.append((case.image, f"no usable slices (none of {out.read} has anatomy)"))
         return out
-    except CaseError as err:
+    except VolumeError as err:
         rejected.append((err.file, err.reason))
     except MemoryError:
         rejected.append((case.image, "out of memory reading the volume"))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from medtrans.stages.metrics.bench_inception import bench_frechet, bench_inception_throughput
+from bench.inception import bench_frechet, bench_inception_throughput
 
 
 def test_bench_frechet_same_value():

@@ -1,7 +1,6 @@
 """The Inception/Frechet benchmark functions run and compare like with like (tiny sizes here)."""
 
 import pytest
-
 from bench.inception import bench_frechet, bench_inception_throughput
 
 

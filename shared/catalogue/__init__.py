@@ -1,0 +1,1 @@
+"""Catalogues: each list of stages, translators and metrics declared once."""

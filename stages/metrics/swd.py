@@ -40,7 +40,7 @@ from medtrans.shared.seeding import derive_seed
 
 BINOMIAL = (1.0, 4.0, 6.0, 4.0, 1.0)  # the 5x5 kernel is the outer product / 256
 # Images per pyramid batch on a CPU: a batch's intermediates then stay in the cache, and the
-# allocator reuses their memory instead of faulting in fresh pages (see README, Speed).
+# allocator reuses their memory instead of faulting in fresh pages.
 CPU_BATCH = 16
 BLOCK_ROWS = 64  # directions per projection block: 64 x 8192 float32 projections are 2 MiB
 

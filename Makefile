@@ -119,7 +119,7 @@ test-gpu: setup ## the CUDA paths (needs a GPU): translators, UNet, metrics on C
 	$(BIN)/python -m pytest -s -q tests/test_cuda.py tests/test_swd.py -k cuda
 
 bench: setup ## speed and memory against the tools people would use instead
-	$(BIN)/python -m medtrans.stages.metrics.bench --out bench-results/bench.json
+	PYTHONPATH=tests $(BIN)/python -m bench --out bench-results/bench.json
 
 lint: setup
 	$(BIN)/ruff check .

@@ -1,8 +1,7 @@
 """The Inception/Frechet benchmark functions run and compare like with like (tiny sizes here)."""
 
 import pytest
-
-from medtrans.stages.metrics.bench_inception import bench_frechet, bench_inception_throughput
+from bench.inception import bench_frechet, bench_inception_throughput
 
 
 def test_bench_frechet_same_value():

@@ -2,7 +2,7 @@
 
 import json
 
-from medtrans.stages.metrics import bench
+from bench import suite as bench
 
 
 def test_swd_and_frd_benchmarks_and_report(tmp_path):

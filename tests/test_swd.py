@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import scipy.stats
 import torch
+from bench import swd_reference as ref
 from metrics_helpers import phantoms
 from scipy import ndimage
 
 from medtrans.stages.metrics import swd
-from medtrans.stages.metrics import swd_reference as ref
 
 P = swd.SWDParams()
 
@@ -42,33 +42,45 @@ def test_pyramid_equals_reference():
 
 @pytest.mark.parametrize(
     "shape, dtype",
-    [((5, 1, 64, 64), torch.float32), ((4, 3, 50, 70), torch.float64), ((3, 1, 33, 47), torch.float32),
-     ((2, 1, 16, 16), torch.float32)],
-)  # fmt: skip
-def test_compiled_descriptors_equal_torch(shape, dtype):
-    """The numba kernels (swd_cpu.py) do the torch path's arithmetic in its order: equal, not close."""
+    [((5, 1, 64, 64), torch.float32), ((4, 3, 50, 70), torch.float64), ((3, 1, 33, 47), torch.float32)],
+)
+def test_descriptors_do_not_depend_on_the_batch(shape, dtype):
+    """Each image's pyramid is independent: any batch size gives the same descriptors, bit for bit."""
     x = torch.rand(shape, generator=torch.Generator().manual_seed(0), dtype=dtype) * 255
-    compiled = swd.describe(x, P, 4, dtype=dtype, compiled=True)
-    plain = swd.describe(x, P, 4, dtype=dtype, compiled=False)
-    assert compiled.resolutions == plain.resolutions
-    for a, b in zip(compiled.levels, plain.levels, strict=True):
+    one = swd.describe(x, P, 4, dtype=dtype, batch_size=1)
+    whole = swd.describe(x, P, 4, dtype=dtype, batch_size=64)
+    assert one.resolutions == whole.resolutions
+    for a, b in zip(one.levels, whole.levels, strict=True):
         assert a.dtype == b.dtype == dtype and torch.equal(a, b)
 
 
-def test_without_numba_the_same_distance(sets, monkeypatch):
-    """Without numba (torch pyramid, np.sort, NumPy sums) SWD gives the same value."""
-    from medtrans.stages.metrics import rowsort
-
+def test_value_does_not_depend_on_torch_threads(sets):
+    """SWD runs torch single-threaded, so the machine's thread count never changes a digit."""
     real, fake = sets[0][:8], sets[1][:8]
-    with_numba = swd.swd(real, fake, P, 5)
-    monkeypatch.setattr(swd, "numba_available", lambda: False)
-    monkeypatch.setattr(rowsort, "numba_available", lambda: False)
-    rowsort.radix_pays.cache_clear()
+    before = torch.get_num_threads()
     try:
-        without = swd.swd(real, fake, P, 5)
+        torch.set_num_threads(1)
+        one = swd.swd(real, fake, P, 5)
+        torch.set_num_threads(2)
+        two = swd.swd(real, fake, P, 5)
+        assert torch.get_num_threads() == 2  # restored
     finally:
-        rowsort.radix_pays.cache_clear()
-    assert without.per_level == pytest.approx(with_numba.per_level, rel=1e-12)
+        torch.set_num_threads(before)
+    assert one.per_level == two.per_level
+
+
+def test_blockwise_distance_equals_whole_sorted_projections(sets):
+    """Equal sizes: the distance taken block by block beside the sort equals the mean absolute
+    difference of the whole sorted projections (float64), to rounding."""
+    d_real = swd.describe(sets[0][:6], P, 1)
+    d_fake = swd.describe(sets[1][:6], P, 2)
+    ref_ = swd.SWDReference(d_real, P, 3)
+    fake = swd.sorted_projections(ref_._normalised(d_fake.levels), ref_.directions, P.channels)
+    pairs = zip(ref_.sorted_real, fake, strict=True)
+    whole = [1e3 * float((r.double() - f.double()).abs().mean()) for r, f in pairs]
+    assert list(ref_.score(d_fake).per_level.values()) == pytest.approx(whole, rel=1e-12)
+    for level in fake:
+        assert torch.equal(level, level.sort(dim=-1).values)  # every row sorted
 
 
 def test_same_centres_and_directions_equal_reference(sets):

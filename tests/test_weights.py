@@ -96,18 +96,23 @@ def test_fetch_refuses_a_bad_download_and_leaves_nothing(tmp_path):
     assert list(dest.iterdir()) == [] and not lock.exists()
 
 
-def test_cli_fetch_and_verify(tmp_path, capsys):
+def test_cli_fetch_and_verify(tmp_path):
+    from typer.testing import CliRunner
+
+    def run(*args: str):
+        return CliRunner().invoke(W.app, list(args))
+
     lock = tmp_path / "lock.json"
     dest = tmp_path / "weights"
-    assert W.main(["verify", "--dir", str(dest), "--lock", str(lock)]) == 1
-    assert "make weights" in capsys.readouterr().err
+    missing = run("verify", "--dir", str(dest), "--lock", str(lock))
+    assert missing.exit_code == 1 and "make weights" in missing.stderr
     (dest).mkdir()
     (dest / W.STANDARD_NAME).write_bytes(b"junk")
-    assert W.main(["verify", "--dir", str(dest), "--lock", str(lock)]) == 2
+    assert run("verify", "--dir", str(dest), "--lock", str(lock)).exit_code == 2
     src = tmp_path / "junk.bin"
     src.write_bytes(b"junk")
     (dest / W.STANDARD_NAME).unlink()
-    assert W.main(["fetch", "--dir", str(dest), "--url", src.as_uri(), "--lock", str(lock)]) == 2
+    assert run("fetch", "--dir", str(dest), "--url", src.as_uri(), "--lock", str(lock)).exit_code == 2
     assert not (dest / W.STANDARD_NAME).exists()
 
 

@@ -2,11 +2,10 @@
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from medtrans.shared.catalogue import metrics as catalogue
 from medtrans.shared.config.base import Config
-
-MetricName = Literal["fid", "kid", "is", "swd", "frd"]
 
 
 class SWDConfig(Config):
@@ -23,7 +22,7 @@ class SWDConfig(Config):
 class MetricsConfig(Config):
     """Which metrics, which feature convention, how many resamples."""
 
-    metrics: tuple[MetricName, ...] = ("fid", "kid", "is", "swd", "frd")
+    metrics: tuple[str, ...] = catalogue.names()  # the catalogue's metrics, in its order
     convention: Literal["pytorch-fid", "torch-fidelity"] = "pytorch-fid"
     kid_subsets: int = Field(100, ge=1)
     kid_subset_size: int = Field(1000, ge=2)
@@ -39,3 +38,11 @@ class MetricsConfig(Config):
     # A user's own Inception weights file (e.g. a RadImageNet Inception in the FID layout),
     # explicitly not the standard network: its sha256 is recorded, results are marked custom.
     extractor: str | None = None
+
+    @field_validator("metrics")
+    @classmethod
+    def _known(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        """Every name must be in the metric catalogue (`medtrans.shared.catalogue.metrics`)."""
+        for name in names:
+            catalogue.get(name)  # ValueError naming the known metrics
+        return names

@@ -6,21 +6,22 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated
 
 import numpy as np
 import typer
 
+from medtrans.shared.catalogue import metrics as catalogue
 from medtrans.shared.device import resolve_device
 from medtrans.shared.seeding import derive_seed
-from medtrans.stages.metrics.bootstrap import intervals, replicate_values
-from medtrans.stages.metrics.extract import Network, add_radiomics, load_network, locate_network, set_features
+from medtrans.stages.metrics.extract import Network, locate_network
 from medtrans.stages.metrics.frd import FRDError, extractor_settings
 from medtrans.stages.metrics.images import PLANES, FolderError, FolderImages, Windowing, load_folders
+from medtrans.stages.metrics.pipeline import FeatureSettings, ImageStack, extract_sets, score_sets
 from medtrans.stages.metrics.results import MetricRow, format_table, write_rows
-from medtrans.stages.metrics.scoring import INCEPTION_METRICS, METRICS, Scorer, ScoreSettings
+from medtrans.stages.metrics.scoring import ScoreSettings
 from medtrans.stages.metrics.swd import SWDInputError, SWDParams
 from medtrans.stages.metrics.weights import WeightsMismatch
 
@@ -28,11 +29,65 @@ CONVENTIONS = ("pytorch-fid", "torch-fidelity")
 
 
 def _parse_metrics(text: str) -> tuple[str, ...]:
+    known = catalogue.names()
     names = tuple(dict.fromkeys(m.strip().lower() for m in text.split(",") if m.strip()))
-    bad = [m for m in names if m not in METRICS]
+    bad = [m for m in names if m not in known]
     if bad or not names:
-        raise typer.BadParameter(f"unknown metric(s) {bad}; choose from {','.join(METRICS)}")
+        raise typer.BadParameter(f"unknown metric(s) {bad}; choose from {','.join(known)}")
     return names
+
+
+@dataclass(frozen=True)
+class CompareSettings:
+    """Every knob of `medtrans compare` besides the two folders and the metrics."""
+
+    weights: Path | None = None
+    extractor: Path | None = None
+    convention: str = "pytorch-fid"
+    windowing: Windowing = Windowing()
+    device: str = "auto"
+    seed: int = 2020
+    bootstrap: int = 0
+    batch_size: int = 32
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    is_splits: int = 10
+    swd_channels: int = 3
+    frd_workers: int = 0
+    cache: Path | None = None
+    skip_bad: bool = False
+
+
+def compare(real: Path, fake: Path, metrics: tuple[str, ...] | None = None, **options) -> dict:
+    """All requested metrics (default: every one in the catalogue) of FAKE against REAL; returns
+    the JSON-ready result. `options`: the fields of `CompareSettings`."""
+    metrics = catalogue.names() if metrics is None else tuple(metrics)
+    o = CompareSettings(**options)
+    if o.convention not in CONVENTIONS:
+        raise ValueError(f"unknown convention {o.convention!r}; choose one of {', '.join(CONVENTIONS)}")
+    real_set, fake_set = _read_folders(real, fake, metrics, o.windowing, o.skip_bad)
+    dev = resolve_device(o.device)
+    needs_net = any(m in catalogue.needing_weights() for m in metrics)
+    network = locate_network(o.weights, o.extractor) if needs_net else None
+    params = SWDParams(channels=o.swd_channels)
+    stacks = [
+        ImageStack(name, s.names, s.images, derive_seed(o.seed, "swd", name))
+        for name, s in (("real", real_set), ("fake", fake_set))
+    ]
+    fs = FeatureSettings(o.convention, o.batch_size, dev, params, o.frd_workers, o.cache)
+    feats, unavailable = extract_sets(stacks, metrics, network or Network(None, note="not requested"), fs)
+    rows, _ = score_sets(
+        feats[0], [("fake", feats[1])], _score_settings(o, metrics, params, dev), unavailable,
+        lambda _name, n: _resamples(o, n), network.sha256 if network is not None else "",
+    )  # fmt: skip
+    return {
+        "real": _inputs(real_set),
+        "fake": _inputs(fake_set),
+        "image_size": list(real_set.images.shape[1:]),
+        "network": network.describe() if network is not None else None,
+        "settings": _settings_record(o, metrics, params),
+        "rows": [r.as_dict() for r in rows],
+    }
 
 
 def _inputs(images: FolderImages) -> dict:
@@ -44,94 +99,43 @@ def _inputs(images: FolderImages) -> dict:
     }  # fmt: skip
 
 
-def compare(
-    real: Path,
-    fake: Path,
-    metrics: tuple[str, ...] = METRICS,
-    *,
-    weights: Path | None = None,
-    extractor: Path | None = None,
-    convention: str = "pytorch-fid",
-    windowing: Windowing = Windowing(),
-    device: str = "auto",
-    seed: int = 2020,
-    bootstrap: int = 0,
-    batch_size: int = 32,
-    kid_subsets: int = 100,
-    kid_subset_size: int = 1000,
-    is_splits: int = 10,
-    swd_channels: int = 3,
-    frd_workers: int = 0,
-    cache: Path | None = None,
-    skip_bad: bool = False,
-) -> dict:
-    """All requested metrics of FAKE against REAL; returns the JSON-ready result."""
-    if convention not in CONVENTIONS:
-        raise ValueError(f"unknown convention {convention!r}; choose one of {', '.join(CONVENTIONS)}")
+def _read_folders(real: Path, fake: Path, metrics: tuple[str, ...], windowing: Windowing, skip_bad: bool):
+    """Both folders' images (every bad file of both listed at once), refused before any network runs
+    where SWD would need one size."""
     real_set, fake_set = load_folders((real, fake), windowing, skip_bad)
     if "swd" in metrics and real_set.images.shape[1:] != fake_set.images.shape[1:]:
         raise FolderError(
             f"{fake}: images are {fake_set.images.shape[2]}x{fake_set.images.shape[1]} but {real} has "
             f"{real_set.images.shape[2]}x{real_set.images.shape[1]}; SWD needs one size (use --size)"
         )
-    dev = resolve_device(device)
-    needs_net = any(m in metrics for m in INCEPTION_METRICS)
-    network = locate_network(weights, extractor) if needs_net else None
-    if network is not None:
-        load_network(network, dev)
-    params = SWDParams(channels=swd_channels)
-    feats = []
-    for name, s in (("real", real_set), ("fake", fake_set)):
-        feats.append(
-            set_features(
-                s.images, s.names, metrics, network or Network(None, note="not requested"),
-                convention=convention, batch_size=batch_size, device=dev, swd_params=params,
-                swd_seed=derive_seed(seed, "swd", name), what=name,
-            )
-        )  # fmt: skip
-    if "frd" in metrics:
-        add_radiomics(feats, [real_set.images, fake_set.images], frd_workers, cache)
-    unavailable = {
-        m: network.note for m in INCEPTION_METRICS if network is not None and network.model is None
-    }
-    settings = ScoreSettings(
-        metrics=metrics, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, kid_seed=seed,
-        is_splits=is_splits, is_seed=seed, swd=params, swd_seed=derive_seed(seed, "swd", "directions"),
+    return real_set, fake_set
+
+
+def _score_settings(o: CompareSettings, metrics: tuple[str, ...], params: SWDParams, dev) -> ScoreSettings:
+    return ScoreSettings(
+        metrics=metrics, kid_subsets=o.kid_subsets, kid_subset_size=o.kid_subset_size, kid_seed=o.seed,
+        is_splits=o.is_splits, is_seed=o.seed, swd=params, swd_seed=derive_seed(o.seed, "swd", "directions"),
         device=str(dev),
     )  # fmt: skip
-    scorer = Scorer(feats[0], settings, unavailable)
-    point = scorer.evaluate(feats[1])
-    ci = {}
-    if bootstrap > 0:
-        idx = np.random.default_rng(derive_seed(seed, "bootstrap")).integers(
-            0, len(fake_set), (bootstrap, len(fake_set))
-        )
-        ci = intervals(replicate_values(scorer, feats[1], idx))
-    sha = network.sha256 if network is not None else ""
-    rows = [
-        MetricRow(
-            "fake", m, point.values.get(m), *ci.get(m, (None, None)), len(fake_set),
-            sha if m.split("_")[0] in INCEPTION_METRICS else "", point.notes.get(m, ""),
-        )
-        for m in scorer.rows()
-    ]  # fmt: skip
+
+
+def _resamples(o: CompareSettings, n: int) -> np.ndarray | None:
+    if o.bootstrap <= 0:
+        return None
+    return np.random.default_rng(derive_seed(o.seed, "bootstrap")).integers(0, n, (o.bootstrap, n))
+
+
+def _settings_record(o: CompareSettings, metrics: tuple[str, ...], params: SWDParams) -> dict:
     return {
-        "real": _inputs(real_set),
-        "fake": _inputs(fake_set),
-        "image_size": list(real_set.images.shape[1:]),
-        "network": network.describe() if network is not None else None,
-        "settings": {
-            "metrics": list(metrics),
-            "convention": convention,
-            "windowing": asdict(windowing),
-            "seed": seed,
-            "bootstrap": bootstrap,
-            "kid": {"subsets": kid_subsets, "subset_size": kid_subset_size},
-            "is_splits": is_splits,
-            "swd": asdict(params),
-            "frd": extractor_settings() if "frd" in metrics else None,
-        },
-        "rows": [r.as_dict() for r in rows],
+        "metrics": list(metrics),
+        "convention": o.convention,
+        "windowing": asdict(o.windowing),
+        "seed": o.seed,
+        "bootstrap": o.bootstrap,
+        "kid": {"subsets": o.kid_subsets, "subset_size": o.kid_subset_size},
+        "is_splits": o.is_splits,
+        "swd": asdict(params),
+        "frd": extractor_settings() if "frd" in metrics else None,
     }
 
 
@@ -140,9 +144,9 @@ def register(app: typer.Typer) -> None:
     def compare_cmd(
         real: Annotated[Path, typer.Argument(help="Folder of real (reference) images.")],
         fake: Annotated[Path, typer.Argument(help="Folder of generated / translated images.")],
-        metrics: Annotated[str, typer.Option(help="Comma-separated: fid,kid,is,swd,frd.")] = ",".join(
-            METRICS
-        ),
+        metrics: Annotated[
+            str, typer.Option(help=f"Comma-separated, from {','.join(catalogue.names())}.")
+        ] = ",".join(catalogue.names()),
         out: Annotated[
             Path | None, typer.Option(help="Write the results as JSON here, and as CSV beside it (.csv).")
         ] = None,
@@ -187,7 +191,7 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option(help="Go on without unusable files (listed) instead of refusing.")
         ] = False,
     ) -> None:
-        """Compare two image folders (PNG/JPEG, DICOM, NIfTI): FID, KID, IS, SWD, FRD."""
+        """Compare two image folders (PNG/JPEG, DICOM, NIfTI) with every metric of the catalogue."""
         try:
             names = _parse_metrics(metrics)
             if plane not in PLANES or modality not in ("auto", "MR", "CT") or swd_channels not in (1, 3):
@@ -211,20 +215,23 @@ def register(app: typer.Typer) -> None:
         ) as err:
             typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
             sys.exit(2)
-        rows = [MetricRow(**r) for r in result["rows"]]
-        net = result["network"]
-        typer.echo(
-            f"real: {real} ({result['real']['n']} images)   fake: {fake} ({result['fake']['n']} images)"
-        )
-        if net and net.get("available"):
-            kind = "standard" if net["standard"] else "CUSTOM, not the standard FID network"
-            typer.echo(f"Inception: {net['file']} ({kind}) sha256 {net['sha256']}; convention {convention}")
-        for side in ("real", "fake"):
-            for item in result[side]["skipped"]:
-                typer.echo(f"skipped {item['file']}: {item['reason']}")
-        typer.echo(format_table(rows, show_set=False))
-        if out is not None:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(result, indent=2) + "\n")
-            write_rows(out.with_suffix(".csv"), rows)
-            typer.echo(f"wrote {out} and {out.with_suffix('.csv')}")
+        _show(result, real, fake, convention, out)
+
+
+def _show(result: dict, real: Path, fake: Path, convention: str, out: Path | None) -> None:
+    """The table on the terminal, and the JSON and CSV files where asked."""
+    rows = [MetricRow(**r) for r in result["rows"]]
+    net = result["network"]
+    typer.echo(f"real: {real} ({result['real']['n']} images)   fake: {fake} ({result['fake']['n']} images)")
+    if net and net.get("available"):
+        kind = "standard" if net["standard"] else "CUSTOM, not the standard FID network"
+        typer.echo(f"Inception: {net['file']} ({kind}) sha256 {net['sha256']}; convention {convention}")
+    for side in ("real", "fake"):
+        for item in result[side]["skipped"]:
+            typer.echo(f"skipped {item['file']}: {item['reason']}")
+    typer.echo(format_table(rows, show_set=False))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        write_rows(out.with_suffix(".csv"), rows)
+        typer.echo(f"wrote {out} and {out.with_suffix('.csv')}")

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from medtrans.shared.catalogue import metrics as catalogue
 from medtrans.shared.log import get_logger
 from medtrans.stages.metrics.features import extract_features
 from medtrans.stages.metrics.frd import extract_radiomics
-from medtrans.stages.metrics.scoring import INCEPTION_METRICS, SetFeatures
+from medtrans.stages.metrics.scoring import SetFeatures
 from medtrans.stages.metrics.swd import SWDParams, describe
 from medtrans.stages.metrics.weights import VerifiedFile, WeightsMissing, locate_inception
 
@@ -78,7 +79,7 @@ def set_features(
 ) -> SetFeatures:
     """Inception and SWD features of one (N, H, W) uint8 set (radiomics: `add_radiomics`)."""
     out = SetFeatures(list(ids))
-    if any(m in metrics for m in INCEPTION_METRICS) and network.model is not None:
+    if any(m in metrics for m in catalogue.needing_weights()) and network.model is not None:
         log.info("%s: Inception features of %d images (%s)", what, len(images), convention)
         out.inception = extract_features(network.model, images, convention, batch_size, device)
     if "swd" in metrics:

@@ -182,37 +182,10 @@ def extract_radiomics(
     labels = names or [f"image {i}" for i in range(len(images))]
     cache = FeatureCache(cache_dir)
     keys = [image_key(img) for img in images]
-    found: dict[str, tuple[list[str], np.ndarray]] = {}
+    found, todo = _cached(cache, keys)
     failed: dict[str, str] = {}
-    todo: dict[str, int] = {}
-    for i, key in enumerate(keys):
-        if key in found or key in todo:
-            continue
-        hit = cache.get(key)
-        if hit is not None:
-            found[key] = hit
-        else:
-            todo[key] = i
     if todo:
-        n = default_workers(workers)
-        log.info(
-            "FRD: extracting radiomics of %d image(s) with %d worker(s) (%d cached)", len(todo), n, len(found)
-        )
-        items = list(todo.items())
-        _silence()
-        from frd_score import frd as _preload  # noqa: F401 - imported before the fork
-
-        with ProcessPoolExecutor(max_workers=n, mp_context=_context(), initializer=_worker_init) as pool:
-            results = pool.map(_extract, [images[i] for _, i in items], chunksize=1)
-            pairs = zip(items, results, strict=True)
-            for (key, _), result in (
-                progress(pairs, "FRD radiomics", total=len(items)) if show_progress else pairs
-            ):
-                if isinstance(result, str):
-                    failed[key] = result
-                    continue
-                cache.put(key, *result)
-                found[key] = (result[0], np.asarray(result[1], dtype=np.float64))
+        _extract_missing(images, todo, workers, cache, found, failed, show_progress)
     if not found:
         first_key = next(iter(failed))
         raise FRDError(f"{labels[keys.index(first_key)]}: radiomics extraction failed ({failed[first_key]})")
@@ -222,6 +195,51 @@ def extract_radiomics(
             labels[keys.index(key)],
             message,
         )
+    return _feature_table(keys, labels, found, failed)
+
+
+def _cached(
+    cache: FeatureCache, keys: list[str]
+) -> tuple[dict[str, tuple[list[str], np.ndarray]], dict[str, int]]:
+    """(features found in the cache by key, {key: first image position} still to extract)."""
+    found: dict[str, tuple[list[str], np.ndarray]] = {}
+    todo: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        if key in found or key in todo:
+            continue
+        hit = cache.get(key)
+        if hit is not None:
+            found[key] = hit
+        else:
+            todo[key] = i
+    return found, todo
+
+
+def _extract_missing(images, todo, workers, cache, found, failed, show_progress) -> None:
+    """Extract the images of `todo` in a process pool, into `found` (and the cache) or `failed`."""
+    n = default_workers(workers)
+    log.info(
+        "FRD: extracting radiomics of %d image(s) with %d worker(s) (%d cached)", len(todo), n, len(found)
+    )
+    items = list(todo.items())
+    _silence()
+    from frd_score import frd as _preload  # noqa: F401 - imported before the fork
+
+    with ProcessPoolExecutor(max_workers=n, mp_context=_context(), initializer=_worker_init) as pool:
+        results = pool.map(_extract, [images[i] for _, i in items], chunksize=1)
+        pairs = zip(items, results, strict=True)
+        for (key, _), result in (
+            progress(pairs, "FRD radiomics", total=len(items)) if show_progress else pairs
+        ):
+            if isinstance(result, str):
+                failed[key] = result
+                continue
+            cache.put(key, *result)
+            found[key] = (result[0], np.asarray(result[1], dtype=np.float64))
+
+
+def _feature_table(keys, labels, found, failed) -> RadiomicsFeatures:
+    """One row per image (NaN where extraction failed); every image must give the same features."""
     ref_key = next(k for k in keys if k in found)
     first = found[ref_key][0]
     rows = []

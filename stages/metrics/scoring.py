@@ -2,8 +2,10 @@
 
 The features of a set (`SetFeatures`: Inception pool3 + logits, SWD neighbourhood descriptors,
 radiomics) are extracted once and cached; `Scorer` then scores a set, or any resample of its
-images (the bootstrap), without running a network again. The real reference's side is prepared
-once (KID kernel, SWD sorted projections), so scoring many sets against it costs only their side.
+images (the bootstrap), without running a network again, through the scorer class the metric
+catalogue (`medtrans.shared.catalogue.metrics`) names for each metric (`scorers.py`). Each
+scorer prepares the real reference's side once (KID kernel, SWD sorted projections), so scoring
+many sets against it costs only their side.
 
 A metric that cannot be computed gives None values and a note saying why (weights missing, too
 few images for the IS splits, ...), never NaN.
@@ -11,6 +13,7 @@ few images for the IS splits, ...), never NaN.
 
 from __future__ import annotations
 
+import importlib
 import io
 import zipfile
 from dataclasses import dataclass, field
@@ -18,15 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
+from medtrans.shared.catalogue import metrics as catalogue
 from medtrans.stages.metrics.features import Features
-from medtrans.stages.metrics.fid import RECOMMENDED_N, fid_result
-from medtrans.stages.metrics.frd import FRDError, RadiomicsFeatures, frd_from_features
-from medtrans.stages.metrics.inception_score import inception_score
-from medtrans.stages.metrics.kid import kid_from_kernels, polynomial_kernel
-from medtrans.stages.metrics.swd import SWDDescriptors, SWDInputError, SWDParams, SWDReference
+from medtrans.stages.metrics.frd import RadiomicsFeatures
+from medtrans.stages.metrics.swd import SWDDescriptors, SWDParams
 
-METRICS = ("fid", "kid", "is", "swd", "frd")
-INCEPTION_METRICS = ("fid", "kid", "is")
+# What a metric raises when it cannot be computed (missing inputs, degenerate sets): the row
+# then holds no value and a note with the reason.
+SCORING_ERRORS = (ValueError, np.linalg.LinAlgError)
 
 
 def _save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
@@ -42,25 +44,17 @@ def _save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
             zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buf.getvalue())
 
 
-def metric_rows(metric: str, swd_resolutions: tuple[int, ...] = ()) -> list[str]:
-    """The CSV rows one requested metric produces."""
-    return {
-        "fid": ["fid"],
-        "kid": ["kid", "kid_std"],
-        "is": ["is", "is_std"],
-        "swd": ["swd", *[f"swd_{r}" for r in swd_resolutions]],
-        "frd": ["frd", "frd_log"],
-    }[metric]
-
-
 @dataclass
 class SetFeatures:
-    """What every metric needs from one image set, per image (in `ids` order)."""
+    """What every metric needs from one image set, per image (in `ids` order). `images` (the
+    (N, H, W) uint8 pixels, for a metric of pixels without a cached descriptor) is kept in memory
+    only, never saved."""
 
     ids: list[str]
     inception: Features | None = None
     swd: SWDDescriptors | None = None
     radiomics: RadiomicsFeatures | None = None
+    images: np.ndarray | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -93,7 +87,7 @@ class SetFeatures:
 
 
 @dataclass
-class Outcome:
+class Scores:
     """Values (None: not computed) and notes per CSV row name."""
 
     values: dict[str, float | None] = field(default_factory=dict)
@@ -102,7 +96,7 @@ class Outcome:
 
 @dataclass(frozen=True)
 class ScoreSettings:
-    metrics: tuple[str, ...] = METRICS
+    metrics: tuple[str, ...] = field(default_factory=catalogue.names)
     kid_subsets: int = 100
     kid_subset_size: int = 1000
     kid_seed: int = 2020
@@ -113,89 +107,51 @@ class ScoreSettings:
     device: str = "cpu"  # where SWD projections are sorted (CUDA: fast bootstrap)
 
 
+def scorer_class(spec: catalogue.MetricSpec) -> type:
+    """The class a catalogue entry names in `scorer` ("module:Class")."""
+    module, _, name = spec.scorer.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 class Scorer:
     """Scores sets against one real reference from features; `unavailable` maps a metric to the
     note that explains why it cannot be computed at all (e.g. Inception weights missing)."""
 
     def __init__(self, real: SetFeatures, settings: ScoreSettings, unavailable: dict[str, str] | None = None):
         self.real, self.settings = real, settings
+        self.specs = [catalogue.get(m) for m in settings.metrics]
         self.unavailable = dict(unavailable or {})
         self.swd_resolutions: tuple[int, ...] = real.swd.resolutions if real.swd is not None else ()
-        self._swd_ref: SWDReference | None = None
-        if "swd" in settings.metrics and real.swd is not None and "swd" not in self.unavailable:
+        self._scorers = {}
+        for spec in self.specs:
+            if spec.name in self.unavailable:
+                continue
             try:
-                self._swd_ref = SWDReference(
-                    real.swd, settings.swd, settings.swd_seed, device=settings.device
-                )
-            except SWDInputError as err:
-                self.unavailable["swd"] = f"unavailable: real set: {err}"
-        self._kxx = None
-        if "kid" in settings.metrics and real.inception is not None:
-            pool = real.inception.pool
-            self._kxx = polynomial_kernel(pool, pool)
-        self._kernels: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+                self._scorers[spec.name] = scorer_class(spec)(real, settings)
+            except SCORING_ERRORS as err:
+                self.unavailable[spec.name] = f"unavailable: real set: {err}"
 
     def rows(self) -> list[str]:
-        return [row for m in self.settings.metrics for row in metric_rows(m, self.swd_resolutions)]
+        return [row for spec in self.specs for row in spec.rows(self.swd_resolutions)]
 
-    def _fake_kernels(self, fake: SetFeatures) -> tuple[np.ndarray, np.ndarray]:
-        key = id(fake)
-        if key not in self._kernels:
-            x, y = self.real.inception.pool, fake.inception.pool
-            self._kernels = {key: (polynomial_kernel(x, y), polynomial_kernel(y, y))}
-        return self._kernels[key]
-
-    def evaluate(self, fake: SetFeatures, index: np.ndarray | None = None) -> Outcome:
-        """Every requested metric of `fake` (its images at `index`, if given) vs the reference."""
-        out = Outcome()
+    def evaluate(self, fake: SetFeatures, index: np.ndarray | None = None) -> Scores:
+        """Every requested metric of `fake` (its images at `index`, if given) vs the reference;
+        the whole set (no index) also gets each metric's notes (FID's N, FRD's log(0))."""
+        out = Scores()
         idx = np.arange(len(fake)) if index is None else np.asarray(index)
-        for metric in self.settings.metrics:
-            rows = metric_rows(metric, self.swd_resolutions)
-            reason = self.unavailable.get(metric)
+        for spec in self.specs:
+            reason = self.unavailable.get(spec.name)
             if reason is None:
+                scorer = self._scorers[spec.name]
                 try:
-                    out.values.update(self._metric(metric, fake, idx))
-                    continue
-                except (ValueError, SWDInputError, FRDError, np.linalg.LinAlgError) as err:
+                    out.values.update(scorer.score(fake, idx))
+                except SCORING_ERRORS as err:
                     reason = f"unavailable: {err}"
-            for row in rows:
+                else:
+                    if index is None and hasattr(scorer, "notes"):
+                        out.notes.update(scorer.notes(out.values, len(fake)))
+                    continue
+            for row in spec.rows(self.swd_resolutions):
                 out.values[row] = None
                 out.notes[row] = reason
-        if index is None:
-            self._annotate(out, len(fake))
         return out
-
-    def _annotate(self, out: Outcome, n: int) -> None:
-        if out.values.get("fid") is not None and min(n, len(self.real)) < RECOMMENDED_N:
-            out.notes["fid"] = (
-                f"N={n} vs {len(self.real)} < {RECOMMENDED_N}: biased upward, comparable only at equal N"
-            )
-        if "frd_log" in out.values and out.values["frd_log"] is None and "frd_log" not in out.notes:
-            out.notes["frd_log"] = "undefined: log(0), the feature sets are identical"
-
-    def _metric(self, metric: str, fake: SetFeatures, idx: np.ndarray) -> dict[str, float | None]:
-        s = self.settings
-        if metric in INCEPTION_METRICS and (self.real.inception is None or fake.inception is None):
-            raise ValueError("no Inception features")
-        if metric == "fid":
-            return {"fid": fid_result(self.real.inception.pool, fake.inception.pool[idx], warn=False).value}
-        if metric == "kid":
-            kxy, kyy = self._fake_kernels(fake)
-            mean, std = kid_from_kernels(
-                self._kxx, kxy[:, idx], kyy[np.ix_(idx, idx)], s.kid_subsets, s.kid_subset_size, s.kid_seed
-            )
-            return {"kid": mean, "kid_std": std}
-        if metric == "is":
-            mean, std = inception_score(fake.inception.logits[idx], s.is_splits, s.is_seed)
-            return {"is": mean, "is_std": std}
-        if metric == "swd":
-            if self._swd_ref is None or fake.swd is None:
-                raise ValueError("no SWD descriptors")
-            res = self._swd_ref.score(fake.swd, index=idx)
-            return {"swd": res.average, **{f"swd_{r}": v for r, v in res.per_level.items()}}
-        if metric == "frd":
-            if self.real.radiomics is None or fake.radiomics is None:
-                raise ValueError("no radiomics features")
-            res = frd_from_features(self.real.radiomics, fake.radiomics.subset(idx))
-            return {"frd": res.frd, "frd_log": res.frd_log}
-        raise ValueError(f"unknown metric {metric!r}")

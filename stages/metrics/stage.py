@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from medtrans.shared.bootstrap import resample_indices
+from medtrans.shared.catalogue import metrics as catalogue
 from medtrans.shared.config import StudyConfig
 from medtrans.shared.config.translate import MODELS
 from medtrans.shared.dataset import IndexError_, SliceIndex
@@ -33,11 +34,11 @@ from medtrans.shared.layout import RunLayout
 from medtrans.shared.log import get_logger
 from medtrans.shared.seeding import derive_seed, rng
 from medtrans.shared.stage import StageInputError, Unit, UnitContext, complete_translators
-from medtrans.stages.metrics.bootstrap import intervals, replicate_values
-from medtrans.stages.metrics.extract import Network, add_radiomics, load_network, locate_network, set_features
-from medtrans.stages.metrics.frd import FRDError, extractor_settings
-from medtrans.stages.metrics.results import MetricRow, write_bootstrap, write_rows
-from medtrans.stages.metrics.scoring import INCEPTION_METRICS, Scorer, ScoreSettings, SetFeatures
+from medtrans.stages.metrics.extract import Network, locate_network
+from medtrans.stages.metrics.frd import extractor_settings
+from medtrans.stages.metrics.pipeline import FeatureSettings, ImageStack, extract_sets, score_sets
+from medtrans.stages.metrics.results import write_bootstrap, write_rows
+from medtrans.stages.metrics.scoring import ScoreSettings
 from medtrans.stages.metrics.swd import SWDParams
 from medtrans.stages.metrics.weights import WeightsMismatch, weights_dir
 
@@ -70,7 +71,7 @@ def swd_params(study: StudyConfig) -> SWDParams:
 
 def plan(study: StudyConfig, layout: RunLayout, tasks: tuple[str, ...] | None = None) -> list[Unit]:
     """One unit per task: all translators found, both baselines, one metrics.csv."""
-    needs_network = any(m in study.metrics.metrics for m in INCEPTION_METRICS)
+    needs_network = any(m in study.metrics.metrics for m in catalogue.needing_weights())
     network = network_for(study) if needs_network else Network(None, note="not requested")
     units = []
     for task in study.tasks:
@@ -155,74 +156,32 @@ def _build(ctx: UnitContext, study: StudyConfig, task: str, models: list[str], n
     metrics = tuple(cfg.metrics)
     specs = _specs(study, ctx.layout, task, models)
     size = study.preprocess.image_size
-    stacks = [_read_set(s, size) for s in specs]  # read and checked before any network runs
-    device = resolve_device(study.device)
-    if any(m in metrics for m in INCEPTION_METRICS):
-        load_network(network, device)
-    params = swd_params(study)
     swd_seed = derive_seed(study.seed, STAGE, task, "swd")
-    features: list[SetFeatures] = []
-    for spec, stack in zip(specs, stacks, strict=True):
-        features.append(
-            set_features(
-                stack,
-                spec.ids,
-                metrics,
-                network,
-                convention=cfg.convention,
-                batch_size=cfg.batch_size,
-                device=device,
-                swd_params=params,
-                swd_seed=derive_seed(swd_seed, "centres", spec.name),
-                what=f"{task}/{spec.name}",
-            )
+    stacks = [  # read and checked before any network runs
+        ImageStack(
+            s.name, s.ids, _read_set(s, size), derive_seed(swd_seed, "centres", s.name), f"{task}/{s.name}"
         )
-    unavailable = {m: network.note for m in INCEPTION_METRICS if network.model is None}
-    if "frd" in metrics:
-        try:
-            add_radiomics(features, stacks, cfg.frd_workers, ctx.layout.cache("frd"))
-        except FRDError as err:
-            unavailable["frd"] = f"unavailable: {err}"
+        for s in specs
+    ]
+    device = resolve_device(study.device)
+    fs = FeatureSettings(
+        cfg.convention, cfg.batch_size, device, swd_params(study), cfg.frd_workers, ctx.layout.cache("frd"),
+        frd_failure_is_note=True,
+    )  # fmt: skip
+    features, unavailable = extract_sets(stacks, metrics, network, fs)
     feat_dir = ctx.work / "features"
     feat_dir.mkdir(exist_ok=True)
     for spec, feats in zip(specs, features, strict=True):
         feats.save(feat_dir / f"{spec.name}.npz")
 
-    settings = ScoreSettings(
-        metrics=metrics,
-        kid_subsets=cfg.kid_subsets,
-        kid_subset_size=cfg.kid_subset_size,
-        kid_seed=derive_seed(study.seed, STAGE, task, "kid"),
-        is_splits=cfg.is_splits,
-        is_seed=derive_seed(study.seed, STAGE, task, "is"),
-        swd=params,
-        swd_seed=derive_seed(swd_seed, "directions"),
-        device=str(device),
-    )
-    scorer = Scorer(features[0], settings, unavailable)
-    rows, boot = [], {}
-    for spec, feats in zip(specs[1:], features[1:], strict=True):
-        point = scorer.evaluate(feats)
-        ci = {}
-        if cfg.bootstrap > 0:
-            idx = resample_indices(study.seed, task, len(feats), cfg.bootstrap)
-            boot[spec.name] = replicate_values(scorer, feats, idx, desc=f"bootstrap {task}/{spec.name}")
-            ci = intervals(boot[spec.name])
-        for metric in scorer.rows():
-            lo, hi = ci.get(metric, (None, None))
-            sha = network.sha256 if metric.split("_")[0] in INCEPTION_METRICS else ""
-            rows.append(
-                MetricRow(
-                    spec.name,
-                    metric,
-                    point.values.get(metric),
-                    lo,
-                    hi,
-                    len(feats),
-                    sha,
-                    point.notes.get(metric, ""),
-                )
-            )
+    def resamples(name: str, n: int) -> np.ndarray | None:  # the draws segment uses for Dice
+        return resample_indices(study.seed, task, n, cfg.bootstrap) if cfg.bootstrap > 0 else None
+
+    rows, boot = score_sets(
+        features[0], [(s.name, f) for s, f in zip(specs[1:], features[1:], strict=True)],
+        _score_settings(study, task, fs.swd, swd_seed, device), unavailable, resamples, network.sha256,
+        label=f"{task}/",
+    )  # fmt: skip
     write_rows(ctx.work / "metrics.csv", rows)
     write_bootstrap(ctx.work / "bootstrap.csv", boot)
     ctx.extra.update(
@@ -234,4 +193,20 @@ def _build(ctx: UnitContext, study: StudyConfig, task: str, models: list[str], n
             "bootstrap": cfg.bootstrap,
             "frd": extractor_settings() if "frd" in metrics else None,
         }
+    )
+
+
+def _score_settings(study: StudyConfig, task: str, params: SWDParams, swd_seed: int, device) -> ScoreSettings:
+    """The metrics' seeds derive from the study seed and the task."""
+    cfg = study.metrics
+    return ScoreSettings(
+        metrics=tuple(cfg.metrics),
+        kid_subsets=cfg.kid_subsets,
+        kid_subset_size=cfg.kid_subset_size,
+        kid_seed=derive_seed(study.seed, STAGE, task, "kid"),
+        is_splits=cfg.is_splits,
+        is_seed=derive_seed(study.seed, STAGE, task, "is"),
+        swd=params,
+        swd_seed=derive_seed(swd_seed, "directions"),
+        device=str(device),
     )

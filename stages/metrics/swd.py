@@ -23,35 +23,26 @@ replication is done implicitly (identical channels give identical per-channel st
 projection onto a 3-channel direction equals a projection onto the sum of its channel parts),
 which gives the same numbers as replicating the pixels at a third of the cost.
 
-On a CPU three numba kernels do the heavy parts (torch runs everything on CUDA, and on a CPU
-where numba is missing): the Laplacian levels at the sampled pixels only (`swd_cpu.py`, the
-torch path's arithmetic in its order, so the same descriptors), the sort of the projections by
-radix and the distance beside it (`rowsort.py`, exact). Work is spread over our own threads.
+One implementation runs on every device: torch for the pyramid, the neighbourhoods and the
+projections; the projections' rows are sorted by torch.sort on CUDA and by NumPy on a CPU, where
+np.sort along rows is several times faster than torch.sort (`make bench` measures the whole).
 """
 
+import functools
+from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from medtrans.shared.seeding import derive_seed
-from medtrans.stages.metrics.rowsort import (
-    BLOCK_ROWS,
-    cpu_workers,
-    in_background,
-    numba_available,
-    own_threads,
-    parallel_map,
-    sort_block_,
-)
-from medtrans.stages.metrics.swd_cpu import describe_planes
 
 BINOMIAL = (1.0, 4.0, 6.0, 4.0, 1.0)  # the 5x5 kernel is the outer product / 256
-# Images per pyramid piece on a CPU (pieces go to the threads): for the torch path, 16 of 256x256
-# float32 (4 MiB) run about twice as fast per image as all 64 at once (the intermediates stay in
-# cache and the allocator reuses their memory instead of faulting in fresh pages), and 4 or fewer
-# pay torch's per-operation overhead instead.
+# Images per pyramid batch on a CPU: a batch's intermediates then stay in the cache, and the
+# allocator reuses their memory instead of faulting in fresh pages.
 CPU_BATCH = 16
+BLOCK_ROWS = 64  # directions per projection block: 64 x 8192 float32 projections are 2 MiB
 
 
 @dataclass(frozen=True)
@@ -108,6 +99,30 @@ class SWDResult:
         return float(np.mean(list(self.per_level.values())))
 
 
+@contextmanager
+def _one_torch_thread():
+    """Run torch single-threaded inside. Why: torch splits a reduction (the per-channel mean and
+    std of `normalise`) by its thread count, so with more threads SWD's value would depend on the
+    machine; and SWD's tensors are small, so extra threads mostly wait at each operation's end."""
+    before = torch.get_num_threads()
+    if before != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if before != 1:
+            torch.set_num_threads(before)
+
+
+def _single_threaded(fn: Callable) -> Callable:
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        with _one_torch_thread():
+            return fn(*args, **kwargs)
+
+    return run
+
+
 class SWDInputError(ValueError):
     """Images SWD cannot use (too small, wrong shape, unequal sizes between sets)."""
 
@@ -123,10 +138,6 @@ def resolutions(height: int, width: int, min_resolution: int = 16) -> tuple[int,
 
 # ---------------------------------------------------------------------------------------------
 # Laplacian pyramid
-
-
-def _kernel(x: torch.Tensor, scale: float) -> torch.Tensor:
-    return torch.tensor(BINOMIAL, dtype=x.dtype, device=x.device) / scale
 
 
 def _blur_down_axis(x: torch.Tensor, dim: int) -> torch.Tensor:
@@ -235,6 +246,7 @@ def _as_batch(images) -> torch.Tensor:
     return x.cpu()
 
 
+@_single_threaded
 def describe(
     images,
     params: SWDParams = SWDParams(),
@@ -244,13 +256,11 @@ def describe(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
     batch_size: int = 64,
-    compiled: bool | None = None,
 ) -> SWDDescriptors:
     """The raw descriptors of one image set: pyramid, then random neighbourhoods per level.
 
     Centres come from `seed` (drawn on the CPU, so CPU and CUDA agree) unless given per level.
-    On a CPU the numba kernels of `swd_cpu` compute them (`compiled`, by default where numba is
-    installed): the same numbers as the torch operations, which run everywhere else.
+    Each image's pyramid is independent, so the batch size changes the speed, never a value.
     """
     x = _as_batch(images)
     n, c, h, w = x.shape
@@ -262,38 +272,29 @@ def describe(
             f"images of {h}x{w} are smaller than the {params.min_resolution}-pixel minimum level"
         )
     if centres is None:
-        gen = torch.Generator().manual_seed(int(seed))
-        centres, side_h, side_w = [], h, w
-        for _ in res:
-            centres.append(draw_centres(n, side_h, side_w, params, gen))
-            side_h, side_w = (side_h + 1) // 2, (side_w + 1) // 2
-    on_cpu = torch.device(device).type == "cpu"
-    compiled = on_cpu and (numba_available() if compiled is None else compiled)
-    if on_cpu:  # pieces for the threads (each image's pyramid is independent), small enough to
-        batch_size = max(1, min(batch_size, CPU_BATCH, -(-n // cpu_workers())))  # stay in cache
-
+        centres = _draw_level_centres(n, h, w, len(res), params, seed)
+    if torch.device(device).type == "cpu":
+        batch_size = min(batch_size, CPU_BATCH)
     k = params.nhood_size
     levels = [torch.empty((n, ys.shape[1], c, k, k), dtype=dtype) for ys, _ in centres]
-
-    def piece(start: int) -> None:  # writes images [start, stop) of every level
+    for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
-        parts = [lvl[start:stop] for lvl in levels]
-        if compiled:
-            at = [(ys[start:stop].numpy(), xs[start:stop].numpy()) for ys, xs in centres]
-            describe_planes(x[start:stop].to(dtype).numpy(), at, k, [p.numpy() for p in parts])
-            return
         pyramid = laplacian_pyramid(x[start:stop].to(device=device, dtype=dtype), len(res))
-        for part, level, (ys, xs) in zip(parts, pyramid, centres, strict=True):
-            part.copy_(extract(level, ys[start:stop], xs[start:stop], k))
-
-    starts = list(range(0, n, batch_size))
-    with own_threads():
-        if on_cpu:
-            parallel_map(piece, starts)
-        else:
-            for start in starts:
-                piece(start)
+        for out, level, (ys, xs) in zip(levels, pyramid, centres, strict=True):
+            out[start:stop] = extract(level, ys[start:stop], xs[start:stop], k)
     return SWDDescriptors(res, levels, params.channels)
+
+
+def _draw_level_centres(
+    n: int, height: int, width: int, levels: int, params: SWDParams, seed: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Every level's centres from one generator, levels fine to coarse."""
+    gen = torch.Generator().manual_seed(int(seed))
+    out = []
+    for _ in range(levels):
+        out.append(draw_centres(n, height, width, params, gen))
+        height, width = (height + 1) // 2, (width + 1) // 2
+    return out
 
 
 def normalise(desc: torch.Tensor) -> torch.Tensor:
@@ -340,59 +341,61 @@ def _direction_rows(directions: torch.Tensor, dim: int, channels: int) -> torch.
     return directions.transpose(1, 2).reshape(repeats * k, dim).contiguous()
 
 
+def sort_rows_(x: torch.Tensor) -> torch.Tensor:
+    """Sort each row of a contiguous 2-D tensor in place: NumPy's sort on a CPU (several times
+    faster there than torch.sort), torch.sort elsewhere; a sorted multiset is unique, so both
+    give the same values."""
+    if x.device.type == "cpu":
+        x.numpy().sort(axis=1)
+    else:
+        x.copy_(torch.sort(x, dim=1).values)
+    return x
+
+
+def _sorted_blocks(desc: torch.Tensor, rows: torch.Tensor):
+    """(start, block): the projections of `desc` (M, D) onto rows[start:start + BLOCK_ROWS],
+    each row sorted, in one reused buffer: a block is sorted while it is in the cache."""
+    cols = desc.T.contiguous()  # (D, M): the fastest GEMM layout
+    buf = torch.empty(min(BLOCK_ROWS, rows.shape[0]), cols.shape[1], dtype=cols.dtype, device=cols.device)
+    for start in range(0, rows.shape[0], BLOCK_ROWS):
+        part = buf[: min(BLOCK_ROWS, rows.shape[0] - start)]
+        torch.mm(rows[start : start + BLOCK_ROWS], cols, out=part)
+        yield start, sort_rows_(part)
+
+
 def sorted_projections(
-    descs: list[torch.Tensor],
-    directions: list[torch.Tensor],
-    channels: int,
-    against: list[torch.Tensor] | None = None,
+    descs: list[torch.Tensor], directions: list[torch.Tensor], channels: int
 ) -> list[torch.Tensor]:
     """Per level, (repeats, dirs, M): per repeat and direction, the sorted projections of the
-    level's normalised descriptors (M, D) onto its directions (repeats, channels*D or D, dirs).
+    level's normalised descriptors (M, D) onto its directions (repeats, channels*D or D, dirs)."""
+    out = []
+    for desc, dirs in zip(descs, directions, strict=True):
+        rows = _direction_rows(dirs, desc.shape[1], channels)
+        level = torch.empty(rows.shape[0], desc.shape[0], dtype=desc.dtype, device=desc.device)
+        for start, block in _sorted_blocks(desc, rows):
+            level[start : start + block.shape[0]] = block
+        out.append(level.reshape(dirs.shape[0], dirs.shape[2], -1))
+    return out
 
-    On the CPU every level's blocks of `BLOCK_ROWS` directions go through one thread pool, each
-    block projected and sorted by one thread while it is in the cache (`rowsort`: several times
-    faster there than torch.sort); elsewhere torch.sort. With `against` (another set's sorted
-    projections per level, the same shapes), the CPU path returns instead, per level and row,
-    the sum of |this set's - the other's| sorted projections, taken by the same thread while the
-    block is in the cache, and keeps no projections."""
-    pairs = list(zip(descs, directions, strict=True))
-    rows = [_direction_rows(dirs, desc.shape[1], channels) for desc, dirs in pairs]
-    shapes = [(d.shape[0], d.shape[2]) for d in directions]
-    if descs[0].device.type != "cpu":
-        return [
-            torch.sort(r @ desc.T, dim=1).values.reshape(*shape, -1)
-            for r, desc, shape in zip(rows, descs, shapes, strict=True)
-        ]
-    cols = parallel_map(lambda desc: desc.T.contiguous(), descs)  # (D, M): the fastest GEMM layout
-    outs, others = None, None
-    if against is None:
-        outs = [torch.empty(r.shape[0], c.shape[1], dtype=c.dtype) for r, c in zip(rows, cols, strict=True)]
-    else:
-        others = [a.reshape(r.shape[0], -1).numpy() for a, r in zip(against, rows, strict=True)]
-    sums = [np.zeros(r.shape[0]) for r in rows]
 
-    def block(task: tuple[int, int]) -> None:
-        level, start = task
-        stop = min(start + BLOCK_ROWS, rows[level].shape[0])
-        if outs is not None:
-            part = outs[level][start:stop]
-        else:
-            part = torch.empty(stop - start, cols[level].shape[1], dtype=cols[level].dtype)
-        torch.mm(rows[level][start:stop], cols[level], out=part)
-        if others is None:
-            sort_block_(part.numpy())
-        else:
-            sums[level][start:stop] = sort_block_(part.numpy(), against=others[level][start:stop])
-
-    tasks = [(level, start) for level, r in enumerate(rows) for start in range(0, r.shape[0], BLOCK_ROWS)]
-    parallel_map(block, tasks)
-    if outs is None:
-        return [torch.from_numpy(s) for s in sums]
-    return [out.reshape(*shape, -1) for out, shape in zip(outs, shapes, strict=True)]
+def distance_to_sorted(
+    desc: torch.Tensor, directions: torch.Tensor, channels: int, real: torch.Tensor
+) -> float:
+    """SWD x 1e3 of one level where both sets have M projections: the mean absolute difference
+    of this set's sorted projections and the real set's (`real`, as from `sorted_projections`),
+    over repeats, directions and projections, in float64 (a sum of millions of terms), taken
+    block by block so this set's projections are never all held at once."""
+    rows = _direction_rows(directions, desc.shape[1], channels)
+    against = real.reshape(rows.shape[0], -1)
+    total = torch.zeros((), dtype=torch.float64, device=desc.device)
+    for start, block in _sorted_blocks(desc, rows):
+        total += (block.double() - against[start : start + block.shape[0]].double()).abs().sum()
+    return 1e3 * float(total) / against.numel()
 
 
 def level_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
-    """SWD x 1e3 of one level from per-repeat sorted projections (mean over repeats)."""
+    """SWD x 1e3 of one level from per-repeat sorted projections (repeats, dirs, M or N): the
+    mean over repeats of the exact 1-D distance (`wasserstein_1d`)."""
     return 1e3 * float(torch.stack([wasserstein_1d(a, b) for a, b in zip(real, fake, strict=True)]).mean())
 
 
@@ -409,6 +412,7 @@ class SWDReference:
     projections per level. Scoring many fake sets (or bootstrap replicates) against one real set
     then costs only the fake side."""
 
+    @_single_threaded
     def __init__(
         self,
         real: SWDDescriptors,
@@ -425,21 +429,13 @@ class SWDReference:
         if directions is None:
             directions = level_directions(real.resolutions, params, seed, patch_dim, dtype)
         self.directions = [d.to(device=self.device, dtype=dtype) for d in directions]
-        with own_threads():
-            self.sorted_real = sorted_projections(
-                self._normalised(real.levels), self.directions, params.channels
-            )
+        self.sorted_real = sorted_projections(self._normalised(real.levels), self.directions, params.channels)
 
     def _normalised(self, levels: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Each level's descriptors normalised by that set's statistics (in the threads, on a CPU)."""
+        """Each level's descriptors normalised by that set's own statistics."""
+        return [normalise(lvl.to(self.device, self.dtype)) for lvl in levels]
 
-        def prepare(lvl: torch.Tensor) -> torch.Tensor:
-            return normalise(lvl.to(self.device, self.dtype))
-
-        if self.device.type == "cpu":
-            return parallel_map(prepare, levels)
-        return [prepare(lvl) for lvl in levels]
-
+    @_single_threaded
     def score(self, fake: SWDDescriptors, index: np.ndarray | None = None) -> SWDResult:
         """SWD of a fake set (its images at positions `index`, e.g. a bootstrap resample)."""
         if fake.resolutions != self.resolutions:
@@ -451,16 +447,13 @@ class SWDReference:
         if index is not None:
             picked = torch.as_tensor(index, dtype=torch.long)
             levels = [lvl[picked] for lvl in levels]
-        with own_threads():
-            descs = self._normalised(levels)
-            if self.device.type == "cpu" and descs[0].shape[0] == self.sorted_real[0].shape[-1]:
-                # equal sizes: the distance is taken per block, beside the sort
-                sums = sorted_projections(descs, self.directions, self.params.channels, self.sorted_real)
-                pairs = zip(sums, self.sorted_real, strict=True)
-                values = [1e3 * float(s.sum()) / r.numel() for s, r in pairs]
-            else:
-                fakes = sorted_projections(descs, self.directions, self.params.channels)
-                values = [level_distance(real, f) for real, f in zip(self.sorted_real, fakes, strict=True)]
+        descs, channels = self._normalised(levels), self.params.channels
+        if descs[0].shape[0] == self.sorted_real[0].shape[-1]:
+            pairs = zip(descs, self.directions, self.sorted_real, strict=True)
+            values = [distance_to_sorted(d, dirs, channels, real) for d, dirs, real in pairs]
+        else:
+            fakes = sorted_projections(descs, self.directions, channels)
+            values = [level_distance(real, f) for real, f in zip(self.sorted_real, fakes, strict=True)]
         return SWDResult(dict(zip(self.resolutions, values, strict=True)))
 
 
@@ -477,12 +470,9 @@ def swd(
 
     Centres of the two sets and the directions come from independent streams derived from `seed`.
     """
-    with own_threads():
-        d_real = describe(real, params, derive_seed(seed, "swd", "real"), dtype=dtype, device=device)
-        patch_dim = int(np.prod(d_real.levels[0].shape[3:]))
-        seed_dirs = derive_seed(seed, "swd", "directions")
-        # the directions are drawn (serial torch.randn) while the fake set is described
-        dirs = in_background(level_directions, d_real.resolutions, params, seed_dirs, patch_dim, dtype)
-        d_fake = describe(fake, params, derive_seed(seed, "swd", "fake"), dtype=dtype, device=device)
-        ref = SWDReference(d_real, params, directions=dirs.result(), dtype=dtype, device=device)
-        return ref.score(d_fake)
+    d_real = describe(real, params, derive_seed(seed, "swd", "real"), dtype=dtype, device=device)
+    d_fake = describe(fake, params, derive_seed(seed, "swd", "fake"), dtype=dtype, device=device)
+    patch_dim = int(np.prod(d_real.levels[0].shape[3:]))
+    seed_dirs = derive_seed(seed, "swd", "directions")
+    dirs = level_directions(d_real.resolutions, params, seed_dirs, patch_dim, dtype)
+    return SWDReference(d_real, params, directions=dirs, dtype=dtype, device=device).score(d_fake)

@@ -13,15 +13,16 @@ through an explicit flag; its sha256 is recorded and it is marked as not the sta
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
 import re
-import sys
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from medtrans.shared.hashing import sha256_file
 
@@ -187,34 +188,49 @@ def verify(folder: Path, lock: Path | None = None) -> tuple[VerifiedFile, bool]:
     return f, STANDARD_NAME in read_lock(lock)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m medtrans.stages.metrics.weights", description=__doc__.split("\n")[0]
-    )
-    p.add_argument("action", choices=["fetch", "verify"])
-    p.add_argument("--dir", type=Path, default=None, help=f"weights folder (default ${ENV_DIR} or ./weights)")
-    p.add_argument("--url", default=STANDARD_URL, help="download source (fetch only)")
-    p.add_argument("--lock", type=Path, default=None, help=f"lock file (default {LOCK_PATH})")
-    a = p.parse_args(argv)
-    folder = a.dir if a.dir is not None else weights_dir()
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="The FID Inception weights: download once, verify offline.",
+)
+DirOption = Annotated[
+    Path | None, typer.Option("--dir", help=f"Weights folder (default ${ENV_DIR} or ./weights).")
+]
+LockOption = Annotated[Path | None, typer.Option(help=f"Lock file (default {LOCK_PATH}).")]
+
+
+def _fail(err: Exception) -> None:
+    """Exit 1 for missing weights (run fetch), 2 for a wrong or unreadable file."""
+    typer.echo(f"error: {err}", err=True)
+    raise typer.Exit(1 if isinstance(err, WeightsMissing) else 2)
+
+
+@app.command("fetch")
+def fetch_cmd(
+    folder: DirOption = None,
+    url: Annotated[str, typer.Option(help="Download source.")] = STANDARD_URL,
+    lock: LockOption = None,
+) -> None:
+    """Download and verify the standard file (and record its full sha256 on first use)."""
     try:
-        if a.action == "fetch":
-            had_pin = STANDARD_NAME in read_lock(a.lock)
-            f = fetch(folder, a.url, lock=a.lock)
-            how = "matches the pin in" if had_pin else "full sha256 recorded in; commit"
-            print(f"ok {f.path} sha256 {f.sha256} ({how} {a.lock or LOCK_PATH})")
-        else:
-            f, pinned = verify(folder, lock=a.lock)
-            how = "matches the full pin" if pinned else "prefix only; full hash not pinned yet (run fetch)"
-            print(f"ok {f.path} sha256 {f.sha256} ({how})")
-    except WeightsMissing as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except (WeightsMismatch, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+        had_pin = STANDARD_NAME in read_lock(lock)
+        f = fetch(folder if folder is not None else weights_dir(), url, lock=lock)
+    except (WeightsMissing, WeightsMismatch, OSError) as err:
+        _fail(err)
+    how = "matches the pin in" if had_pin else "full sha256 recorded in; commit"
+    typer.echo(f"ok {f.path} sha256 {f.sha256} ({how} {lock or LOCK_PATH})")
+
+
+@app.command("verify")
+def verify_cmd(folder: DirOption = None, lock: LockOption = None) -> None:
+    """Offline check of the standard file against its pinned sha256."""
+    try:
+        f, pinned = verify(folder if folder is not None else weights_dir(), lock=lock)
+    except (WeightsMissing, WeightsMismatch, OSError) as err:
+        _fail(err)
+    how = "matches the full pin" if pinned else "prefix only; full hash not pinned yet (run fetch)"
+    typer.echo(f"ok {f.path} sha256 {f.sha256} ({how})")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    app()

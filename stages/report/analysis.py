@@ -14,10 +14,16 @@ import numpy as np
 import pandas as pd
 
 from medtrans.shared.bootstrap import percentile_ci, resample_indices
+from medtrans.shared.catalogue import metrics as catalogue
 from medtrans.stages.report import correlate as C
 from medtrans.stages.report.gather import RunData, TaskData
 
-MAIN_METRICS = ("fid", "kid", "is", "swd", "frd")  # the table's perceptual columns, in order
+
+def main_metrics() -> tuple[str, ...]:
+    """The tables' perceptual columns, in order: every metric of the catalogue."""
+    return catalogue.names()
+
+
 ROLES = {
     "target": "upper bound: real target test (metrics: target train vs test)",
     "source": "lower bound: untranslated source (metrics: source vs target)",
@@ -26,7 +32,7 @@ ROLES = {
 
 def metric_order(names: list[str]) -> list[str]:
     """Main metrics first (paper order), then their variants (swd_<res>, frd_log, ...)."""
-    main = [m for m in MAIN_METRICS if m in names]
+    main = [m for m in main_metrics() if m in names]
     return main + [m for m in names if m not in main]
 
 

@@ -1,32 +1,29 @@
 """The maths of the correlation study: pure functions of arrays, no run folder.
 
-A perceptual metric "agrees" with anatomy when it moves the way a better translation should:
-lower FID/KID/SWD/FRD with higher Dice (negative correlation), higher IS with higher Dice
-(positive). HD95 is lower-is-better, so its expected signs are the opposite. `oriented`
+A perceptual metric "agrees" with anatomy when it moves the way a better translation should
+(its direction in the metric catalogue, `medtrans.shared.catalogue.metrics`): lower FID/KID/SWD/
+FRD with higher Dice (negative correlation), higher IS with higher Dice (positive). HD95 is
+lower-is-better, so its expected signs are the opposite. `oriented`
 values are multiplied by the expected sign, so that +1 always means perfect agreement.
 """
 
 import numpy as np
 from scipy import stats
 
+from medtrans.shared.catalogue import metrics as catalogue
+
 METHODS = ("pearson", "spearman", "kendall")
 ANATOMY = ("dice", "hd95")
-HIGHER_IS_BETTER = ("is",)  # metric families where higher means more realistic
-
-
-def metric_family(metric: str) -> str:
-    """fid, kid, is, swd, frd (swd_32 -> swd, frd_log -> frd)."""
-    return metric.split("_", 1)[0]
 
 
 def is_reportable(metric: str) -> bool:
     """Metrics that measure realism (not their own spread: kid_std, is_std)."""
-    return not metric.endswith("_std")
+    return not catalogue.is_spread(metric)
 
 
 def metric_direction(metric: str) -> int:
     """+1 when higher values mean a better translation, -1 when lower values do."""
-    return 1 if metric_family(metric) in HIGHER_IS_BETTER else -1
+    return catalogue.direction(metric)
 
 
 def anatomy_direction(anatomy: str) -> int:

@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 from medtrans.shared.dataset import SliceIndex  # noqa: E402
 from medtrans.shared.imageio import read_png  # noqa: E402
 from medtrans.stages.report import correlate as C  # noqa: E402
-from medtrans.stages.report.analysis import MAIN_METRICS, Analysis  # noqa: E402
+from medtrans.stages.report.analysis import Analysis, main_metrics  # noqa: E402
 from medtrans.stages.report.gather import TaskData  # noqa: E402
 from medtrans.stages.report.tables import metric_label  # noqa: E402
 
@@ -31,6 +31,7 @@ STYLE = {
 def style():
     """Context manager: the report's matplotlib style, restored on exit."""
     return plt.rc_context(STYLE)
+
 
 COLORS = plt.get_cmap("tab10").colors
 STRUCTURE_COLORS = (
@@ -62,7 +63,7 @@ def _err(value: float, lo: float, hi: float) -> list[list[float]] | None:
 def scatter(task: TaskData, analysis: Analysis, folder: Path) -> list[Path] | None:
     """Each main perceptual metric against mean Dice, one point per translator, CI bars."""
     res = analysis.results[task.name]
-    metrics = [m for m in MAIN_METRICS if m in analysis.series.get(task.name, {})]
+    metrics = [m for m in main_metrics() if m in analysis.series.get(task.name, {})]
     if not metrics:
         return None
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)

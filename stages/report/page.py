@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from medtrans.stages.report import tables as T
-from medtrans.stages.report.analysis import MAIN_METRICS, Analysis
+from medtrans.stages.report.analysis import Analysis, main_metrics
 from medtrans.stages.report.gather import RunData
 
 CSS = """
@@ -129,13 +129,13 @@ def summary_markdown(
     lines = [f"# medtrans report: study `{study_name}`", "", f"study digest `{study_digest[:16]}`", ""]
     for name, table in results.items():
         lines += [f"## {name}", "", T.to_markdown(table)]
-        corr = T.correlation_display(analysis.correlations, name, "dice", MAIN_METRICS)
+        corr = T.correlation_display(analysis.correlations, name, "dice", main_metrics())
         if corr.rows:
             lines += [T.to_markdown(corr)]
-        ranks = T.rank_display(analysis.ranks, name, MAIN_METRICS)
+        ranks = T.rank_display(analysis.ranks, name, main_metrics())
         if ranks.rows:
             lines += [T.to_markdown(ranks)]
-    pooled = T.correlation_display(analysis.correlations, "pooled", "dice", MAIN_METRICS)
+    pooled = T.correlation_display(analysis.correlations, "pooled", "dice", main_metrics())
     if pooled.rows:
         lines += [f"## pooled over tasks ({analysis.pooled} within task)", "", T.to_markdown(pooled)]
     lines += ["## In short", ""] + [f"- {s}" for s in headline_sentences(analysis)] + [""]

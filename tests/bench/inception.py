@@ -1,6 +1,6 @@
 """Benchmarks of the Inception-based metrics against the tools people would use instead.
 
-Pure functions returning dicts (`make bench` collects and writes them); each ratio is measured
+Pure functions returning dicts (`bench.suite` collects them); each ratio is measured
 side by side in one process on the same data:
 
 - `bench_frechet`: FID from features at d = 2048, N = 500: our low-rank route vs the scipy.sqrtm
@@ -195,15 +195,3 @@ def bench_inception_throughput(
         "ratio_cpu_time": c_ref / c_tf,
         "max_abs_feature_diff": float(np.abs(ours_tf - theirs).max()),
     }
-
-
-def run_all(quick: bool = False, device: str = "cpu") -> list[dict]:
-    """Both benchmarks; `quick` shrinks them to seconds (for a smoke test of the bench itself)."""
-    if quick:
-        return [
-            bench_frechet(d=256, n=60, repeats=1),
-            bench_inception_throughput(
-                n_images=2, batch_size=2, image_size=64, device=device, repeats=1, warmup=False
-            ),
-        ]
-    return [bench_frechet(), bench_inception_throughput(device=device)]

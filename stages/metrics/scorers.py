@@ -1,0 +1,111 @@
+"""One scorer class per metric of the catalogue (`medtrans.shared.catalogue.metrics`, which names
+each class in its `scorer`): built once per real reference, it prepares that side (KID's kernel,
+SWD's sorted projections) and then scores a set, or the set's images at `idx` (a bootstrap
+resample), from per-image features alone.
+
+The protocol: `__init__(real, settings)`; `score(fake, idx) -> {row: value}`; optionally
+`notes(values, n) -> {row: note}` for the full set. Missing inputs or undefined values raise a
+ValueError (the row then says "unavailable: <why>"), never NaN.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from medtrans.stages.metrics.fid import RECOMMENDED_N, fid_result
+from medtrans.stages.metrics.frd import frd_from_features
+from medtrans.stages.metrics.inception_score import inception_score
+from medtrans.stages.metrics.kid import kid_from_kernels, polynomial_kernel
+from medtrans.stages.metrics.scoring import ScoreSettings, SetFeatures
+from medtrans.stages.metrics.swd import SWDReference
+
+
+def _inception(s: SetFeatures):
+    if s.inception is None:
+        raise ValueError("no Inception features")
+    return s.inception
+
+
+class FIDScorer:
+    def __init__(self, real: SetFeatures, settings: ScoreSettings):
+        self.real = real
+
+    def score(self, fake: SetFeatures, idx: np.ndarray) -> dict[str, float | None]:
+        real_pool, fake_pool = _inception(self.real).pool, _inception(fake).pool
+        return {"fid": fid_result(real_pool, fake_pool[idx], warn=False).value}
+
+    def notes(self, values: dict, n: int) -> dict[str, str]:
+        n_real = len(self.real)
+        if values.get("fid") is None or min(n, n_real) >= RECOMMENDED_N:
+            return {}
+        return {"fid": f"N={n} vs {n_real} < {RECOMMENDED_N}: biased upward, comparable only at equal N"}
+
+
+class KIDScorer:
+    """The real set's kernel once; the fake set's kernels once per set, reused by its replicates."""
+
+    def __init__(self, real: SetFeatures, settings: ScoreSettings):
+        self.real, self.settings = real, settings
+        self._kxx = polynomial_kernel(real.inception.pool, real.inception.pool) if real.inception else None
+        self._kernels: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _fake_kernels(self, fake: SetFeatures) -> tuple[np.ndarray, np.ndarray]:
+        key = id(fake)
+        if key not in self._kernels:
+            x, y = _inception(self.real).pool, _inception(fake).pool
+            self._kernels = {key: (polynomial_kernel(x, y), polynomial_kernel(y, y))}
+        return self._kernels[key]
+
+    def score(self, fake: SetFeatures, idx: np.ndarray) -> dict[str, float | None]:
+        _inception(self.real), _inception(fake)
+        s = self.settings
+        kxy, kyy = self._fake_kernels(fake)
+        mean, std = kid_from_kernels(
+            self._kxx, kxy[:, idx], kyy[np.ix_(idx, idx)], s.kid_subsets, s.kid_subset_size, s.kid_seed
+        )
+        return {"kid": mean, "kid_std": std}
+
+
+class ISScorer:
+    def __init__(self, real: SetFeatures, settings: ScoreSettings):
+        self.real, self.settings = real, settings
+
+    def score(self, fake: SetFeatures, idx: np.ndarray) -> dict[str, float | None]:
+        _inception(self.real)
+        mean, std = inception_score(
+            _inception(fake).logits[idx], self.settings.is_splits, self.settings.is_seed
+        )
+        return {"is": mean, "is_std": std}
+
+
+class SWDScorer:
+    """The real set's sorted projections once (`SWDReference`); an SWDInputError there makes
+    the metric unavailable for every set."""
+
+    def __init__(self, real: SetFeatures, settings: ScoreSettings):
+        s = settings
+        self.reference = None
+        if real.swd is not None:
+            self.reference = SWDReference(real.swd, s.swd, s.swd_seed, device=s.device)
+
+    def score(self, fake: SetFeatures, idx: np.ndarray) -> dict[str, float | None]:
+        if self.reference is None or fake.swd is None:
+            raise ValueError("no SWD descriptors")
+        res = self.reference.score(fake.swd, index=idx)
+        return {"swd": res.average, **{f"swd_{r}": v for r, v in res.per_level.items()}}
+
+
+class FRDScorer:
+    def __init__(self, real: SetFeatures, settings: ScoreSettings):
+        self.real = real
+
+    def score(self, fake: SetFeatures, idx: np.ndarray) -> dict[str, float | None]:
+        if self.real.radiomics is None or fake.radiomics is None:
+            raise ValueError("no radiomics features")
+        res = frd_from_features(self.real.radiomics, fake.radiomics.subset(idx))
+        return {"frd": res.frd, "frd_log": res.frd_log}
+
+    def notes(self, values: dict, n: int) -> dict[str, str]:
+        if "frd_log" in values and values["frd_log"] is None:
+            return {"frd_log": "undefined: log(0), the feature sets are identical"}
+        return {}

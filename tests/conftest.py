@@ -39,3 +39,15 @@ def copy_run(tmp_path):
         return RunLayout(dest)
 
     return _copy
+
+
+# A pseudonym key for tests that run real-data adapters through preprocess (which refuses to
+# run without one); never a key for real data.
+TEST_PSEUDONYM_KEY = "medtrans-tests-only-not-a-secret"
+
+
+@pytest.fixture(scope="module")
+def pseudonym_key_env():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MEDTRANS_PSEUDONYM_KEY", TEST_PSEUDONYM_KEY)
+        yield TEST_PSEUDONYM_KEY

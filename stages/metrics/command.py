@@ -19,6 +19,7 @@ from medtrans.stages.metrics.bootstrap import intervals, replicate_values
 from medtrans.stages.metrics.extract import Network, add_radiomics, load_network, locate_network, set_features
 from medtrans.stages.metrics.frd import FRDError, extractor_settings
 from medtrans.stages.metrics.images import PLANES, ImageSetError, Windowing, load_folder
+from medtrans.stages.metrics.options import check_compare_options, uncomputed
 from medtrans.stages.metrics.results import MetricRow, format_table, write_rows
 from medtrans.stages.metrics.scoring import INCEPTION_METRICS, METRICS, Scorer, ScoreSettings
 from medtrans.stages.metrics.swd import SWDInputError, SWDParams
@@ -181,6 +182,11 @@ def register(app: typer.Typer) -> None:
                 raise typer.BadParameter(
                     "plane: axial|sagittal|coronal; modality: auto|MR|CT; swd-channels: 1|3"
                 )
+            check_compare_options(
+                size=size, device=device, bootstrap=bootstrap, batch_size=batch_size, kid_subsets=kid_subsets,
+                kid_subset_size=kid_subset_size, is_splits=is_splits, frd_workers=frd_workers, seed=seed,
+                extractor=extractor,
+            )  # fmt: skip
             result = compare(
                 real, fake, names, weights=weights, extractor=extractor, convention=convention,
                 windowing=Windowing(plane=plane, modality=modality, size=size), device=device, seed=seed,
@@ -212,3 +218,7 @@ def register(app: typer.Typer) -> None:
             out.write_text(json.dumps(result, indent=2) + "\n")
             write_rows(out.with_suffix(".csv"), rows)
             typer.echo(f"wrote {out} and {out.with_suffix('.csv')}")
+        missing = uncomputed(result["rows"], names)
+        if missing:
+            typer.secho(f"error: not computed: {'; '.join(missing)}", fg=typer.colors.RED, err=True)
+            sys.exit(1)

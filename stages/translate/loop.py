@@ -15,6 +15,7 @@ import csv
 import math
 import os
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -85,6 +86,17 @@ def save_checkpoint(path: Path, model: Translator, schedulers: dict, state: dict
     tmp = path.with_suffix(".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
+
+
+def _interned(obj: Any) -> Any:
+    """Dict keys as the interned strings an uninterrupted run uses (its loss names are source
+    literals): pickle shares identical objects, so without this a resumed run's checkpoint holds
+    the same values in different bytes."""
+    if isinstance(obj, dict):
+        return {sys.intern(k) if isinstance(k, str) else k: _interned(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_interned(v) for v in obj]
+    return obj
 
 
 def load_checkpoint(path: Path, model: Translator, schedulers: dict) -> dict[str, Any]:
@@ -163,7 +175,7 @@ def train(
     start_epoch, rows, window = 0, [], {}
     if resume and ckpt.is_file():
         state = load_checkpoint(ckpt, model, schedulers)
-        start_epoch, rows, window = state["epoch"], state["loss_rows"], state["window"]
+        start_epoch, rows, window = state["epoch"], _interned(state["loss_rows"]), _interned(state["window"])
         log.info("%s: resumed after epoch %d/%d", desc, start_epoch, total_epochs)
     start_iter = start_epoch * iters
     channels_last = model.device.type == "cuda" and accel.channels_last

@@ -69,9 +69,11 @@ def test_deleted_upstream_file_makes_producer_and_consumer_not_done(chain):
     (up.out / "b.csv").unlink()
     assert state(up, layout).status == "stale"
     assert state(down, layout).status == "blocked"
-    assert execute(up, layout) == "ran"  # the producer rebuilds it, then the consumer reruns
-    assert state(down, layout).status == "stale"
-    assert execute(down, layout) == "ran"
+    assert execute(up, layout) == "ran"  # the producer rebuilds it; the consumer may use it again
+    # (stale, or done when the rebuilt manifest is byte-identical: same second, same outputs)
+    assert state(down, layout).status in ("stale", "done")
+    execute(down, layout)
+    assert state(down, layout).status == "done"
 
 
 def test_verify_survives_a_truncated_manifest_and_checks_the_rest(chain):
@@ -90,7 +92,8 @@ def test_verify_reports_unlisted_files_and_stale_input_refs(chain):
     layout, up, down = chain
     (up.out / "stray.png").write_bytes(b"x")
     (layout.root / "translate" / "t" / "loose.txt").write_text("x")
-    execute(up, layout, force=True)  # rebuilt upstream: down's input reference is now old
+    up2 = Unit(up.stage, up.name, up.out, {"c": 2}, _build("up2"))
+    execute(up2, layout)  # rebuilt upstream: down's input reference is now old
     result = _verify(layout.root)
     assert result.exit_code == 1
     assert "loose.txt: not part of any unit's output" in result.output

@@ -8,7 +8,8 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict
 
-from medtrans.shared.hashing import sha256_file
+from medtrans.shared import signing
+from medtrans.shared.hashing import sha256_checked, sha256_file
 from medtrans.shared.layout import MANIFEST
 
 KINDS = {
@@ -32,6 +33,10 @@ KINDS = {
 
 class ManifestError(RuntimeError):
     """A manifest that is missing, unreadable or incomplete."""
+
+
+class SignatureError(ManifestError):
+    """A manifest whose signature does not hold under the configured key."""
 
 
 class InputRef(BaseModel):
@@ -65,6 +70,7 @@ class Manifest(BaseModel):
     finished: str
     status: Literal["complete"]
     extra: dict[str, Any] = {}
+    signature: dict[str, str] | None = None  # only with a signing key (shared/signing.py)
 
     def output(self, rel: str) -> OutputRef | None:
         return next((o for o in self.outputs if o.path == rel), None)
@@ -103,9 +109,15 @@ def describe_outputs(folder: Path) -> list[OutputRef]:
     return refs
 
 
-def write_manifest(folder: Path, manifest: Manifest) -> Path:
+def write_manifest(folder: Path, manifest: Manifest, key: bytes | None = None) -> Path:
+    """Write `manifest.json`; signed when a key is given. Unsigned manifests carry no signature
+    field at all, so they are byte-identical to those written before signing existed."""
+    content = manifest.model_dump(mode="json")
+    content.pop(signing.FIELD, None)
+    if key is not None:
+        content[signing.FIELD] = signing.sign(content, key)
     path = folder / MANIFEST
-    path.write_text(json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=False) + "\n")
+    path.write_text(json.dumps(content, indent=2, sort_keys=False) + "\n")
     return path
 
 
@@ -122,12 +134,41 @@ def read_manifest(folder: Path) -> Manifest | None:
         ) from None
 
 
-def require_manifest(folder: Path, hint: str) -> Manifest:
-    """The complete manifest of an upstream folder, or an error that says how to produce it."""
+def read_trusted(folder: Path, key: bytes | None) -> Manifest | None:
+    """`read_manifest`, and with a signing key the signature must hold (ManifestError if not)."""
     manifest = read_manifest(folder)
-    if manifest is None:
-        raise ManifestError(f"{Path(folder) / MANIFEST}: missing; {hint}")
+    if manifest is None or key is None:
+        return manifest
+    path = Path(folder) / MANIFEST
+    why = signing.check(json.loads(path.read_text()), key)
+    if why:
+        raise SignatureError(f"{path}: {why}; run `medtrans verify` on the run folder")
     return manifest
+
+
+def output_problems(folder: Path, manifest: Manifest) -> list[str]:
+    """Outputs of `folder` that are missing or whose sha256 differs from `manifest` (each
+    message names the file); empty when all hold. Hashes are remembered per process."""
+    bad = []
+    for ref in manifest.outputs:
+        path = Path(folder) / ref.path
+        if not path.is_file():
+            bad.append(f"{path}: missing")
+        elif sha256_checked(path) != ref.sha256:
+            bad.append(f"{path}: sha256 differs from manifest")
+    return bad
+
+
+def unlisted_files(folder: Path, manifest: Manifest) -> list[Path]:
+    """Files in an output folder that its manifest does not list (dot-files excluded, as in
+    `describe_outputs`)."""
+    listed = {o.path for o in manifest.outputs} | {MANIFEST}
+    found = []
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() or p.is_symlink()):
+        rel = path.relative_to(folder).as_posix()
+        if rel not in listed and not any(part.startswith(".") for part in Path(rel).parts):
+            found.append(path)
+    return found
 
 
 def verify_folder(folder: Path) -> list[str]:
@@ -135,11 +176,4 @@ def verify_folder(folder: Path) -> list[str]:
     manifest = read_manifest(folder)
     if manifest is None:
         return [f"{folder / MANIFEST}: missing"]
-    bad = []
-    for ref in manifest.outputs:
-        path = folder / ref.path
-        if not path.is_file():
-            bad.append(f"{path}: missing")
-        elif sha256_file(path) != ref.sha256:
-            bad.append(f"{path}: sha256 differs from manifest")
-    return bad
+    return output_problems(folder, manifest)

@@ -25,12 +25,16 @@ from medtrans.shared.manifest import (
     InputRef,
     Manifest,
     ManifestError,
+    SignatureError,
     describe_outputs,
+    output_problems,
     read_manifest,
+    read_trusted,
     write_manifest,
 )
 from medtrans.shared.provenance import code_version, environment
 from medtrans.shared.seeding import derive_seed, seed_everything
+from medtrans.shared.signing import SigningKeyError, signing_key
 
 PARTIAL_KEY = ".partial.json"
 log = get_logger("medtrans.stage")
@@ -83,7 +87,7 @@ class Unit:
 
 @dataclass(frozen=True)
 class State:
-    status: str  # done | stale | missing | blocked
+    status: str  # done | stale | corrupt | missing | blocked
     reason: str
 
 
@@ -91,30 +95,59 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def rebuild_command(manifest: Manifest) -> str:
+    """The command that rebuilds the unit a manifest describes."""
+    model = f" {manifest.unit[-1]}" if manifest.stage == "translate" and manifest.unit else ""
+    return f"`medtrans {manifest.stage}{model} --study <study file>`"
+
+
+def _trusted_input(folder: Path, unit: Unit, layout: RunLayout, key: bytes | None) -> Path:
+    """The upstream manifest of `folder` once it parses, its signature holds (with a key) and
+    every output it lists still has its sha256: what a consumer may read."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        hint = unit.hint or "run the upstream stage first"
+        raise StageInputError(f"{path}: missing upstream manifest for {unit.label}; {hint}")
+    try:
+        manifest = read_trusted(Path(folder), key)
+    except ManifestError as err:
+        raise StageInputError(str(err)) from None
+    assert manifest is not None
+    bad = output_problems(Path(folder), manifest)
+    if bad:
+        more = f" (+{len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise StageInputError(
+            f"{bad[0]}{more}: an input of {unit.label} no longer matches {layout.rel(path)}; "
+            f"see `medtrans verify {layout.root}` and rebuild it with {rebuild_command(manifest)}"
+        )
+    return path
+
+
 def input_refs(unit: Unit, layout: RunLayout) -> list[InputRef]:
-    """Digests of the upstream manifests; an error naming the file where one is missing."""
+    """Digests of the upstream manifests, after checking every upstream output against its
+    manifest (one contract for every stage: a consumer never reads an altered file); an error
+    naming the file where one is missing, altered or unsigned."""
+    try:
+        key = signing_key(layout.root)
+    except SigningKeyError as err:
+        raise StageInputError(str(err)) from None
     refs = []
     for folder in unit.inputs:
-        path = Path(folder) / MANIFEST
-        if not path.is_file():
-            hint = unit.hint or "run the upstream stage first"
-            raise StageInputError(f"{path}: missing upstream manifest for {unit.label}; {hint}")
-        try:
-            read_manifest(Path(folder))
-        except ManifestError as err:
-            raise StageInputError(str(err)) from None
+        path = _trusted_input(Path(folder), unit, layout, key)
         refs.append(InputRef(path=layout.rel(path), sha256=sha256_file(path)))
     return refs
 
 
 def state(unit: Unit, layout: RunLayout) -> State:
-    """Done (complete and current), stale (complete but config or inputs changed), missing."""
+    """Done (complete and current), stale (complete but config or inputs changed), corrupt (an
+    output or the signature no longer matches), missing, or blocked (an input is not usable)."""
     try:
         refs = input_refs(unit, layout)
+        manifest = read_trusted(unit.out, signing_key(layout.root))
     except StageInputError as err:
         return State("blocked", str(err))
-    try:
-        manifest = read_manifest(unit.out)
+    except SignatureError as err:
+        return State("corrupt", str(err))
     except ManifestError as err:
         return State("stale", str(err))
     if manifest is None:
@@ -127,6 +160,9 @@ def state(unit: Unit, layout: RunLayout) -> State:
     lost = [o.path for o in manifest.outputs if not (unit.out / o.path).is_file()]
     if lost:
         return State("stale", f"output missing: {lost[0]}")
+    bad = output_problems(unit.out, manifest)
+    if bad:
+        return State("corrupt", f"{bad[0]}; rerun to rebuild it ({rebuild_command(manifest)})")
     return State("done", "up to date")
 
 
@@ -145,7 +181,7 @@ def execute(unit: Unit, layout: RunLayout, force: bool = False) -> str:
     if current.status == "done" and not force:
         log.info("skip %s: %s", unit.label, current.reason)
         return "skipped"
-    if current.status == "stale":
+    if current.status in ("stale", "corrupt"):
         log.info("rerun %s: %s", unit.label, current.reason)
 
     partial = _partial(unit.out)
@@ -171,7 +207,12 @@ def execute(unit: Unit, layout: RunLayout, force: bool = False) -> str:
     started = _now()
     t0 = time.perf_counter()
     ctx = UnitContext(unit=unit, layout=layout, work=partial, resumed=resumed)
-    unit.build(ctx)
+    try:
+        unit.build(ctx)
+    except StageInputError:
+        if not unit.resumable:  # refused input: nothing half-made stays behind
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
 
     (partial / PARTIAL_KEY).unlink()
     manifest = Manifest(
@@ -190,7 +231,7 @@ def execute(unit: Unit, layout: RunLayout, force: bool = False) -> str:
         status="complete",
         extra={**ctx.extra, "seconds": round(time.perf_counter() - t0, 3)},
     )
-    write_manifest(partial, manifest)
+    write_manifest(partial, manifest, signing_key(layout.root))
     _replace(partial, unit.out)
     log.info("done %s in %.1fs", unit.label, time.perf_counter() - t0)
     return "ran"

@@ -7,10 +7,13 @@ from typing import Annotated
 
 import typer
 
+from medtrans.shared.audit import RunUnreadable, audit_run
 from medtrans.shared.cli import ForceOpt, RunOpt, StudyOpt, friendly, open_study
+from medtrans.shared.config import StudyConfig, StudyError
+from medtrans.shared.config.paths import check_data_paths
 from medtrans.shared.config.translate import MODELS
-from medtrans.shared.layout import MANIFEST
-from medtrans.shared.manifest import verify_folder
+from medtrans.shared.layout import RunLayout
+from medtrans.shared.signing import SigningKeyError, signing_key
 from medtrans.stages import runner
 
 app = typer.Typer(
@@ -56,29 +59,57 @@ def status_cmd(
     study: Annotated[Path, typer.Argument(help="Study file.")],
     run: RunOpt = None,
 ) -> None:
-    """Show each stage/task/model of STUDY as done, stale, missing or blocked, and why."""
+    """Show each stage/task/model of STUDY as done, stale, corrupt, missing or blocked, and why.
+    Exit 2 when the study (or one of its data paths) is unusable, 1 when a unit is corrupt."""
     cfg, layout = open_study(study, run)
+    check_data_paths(cfg, str(study))
     rows = runner.study_status(cfg, layout)
     width = max((len(label) for label, _ in rows), default=10)
     for label, st in rows:
         typer.echo(f"{label:<{width}}  {st.status:<8} {st.reason}")
+    sys.exit(1 if any(st.status == "corrupt" for _, st in rows) else 0)
 
 
 @app.command("verify")
 def verify_cmd(
     run: Annotated[Path, typer.Argument(help="Run folder, e.g. runs/demo.")],
+    study: Annotated[
+        Path | None,
+        typer.Option("--study", "-s", help="Also list the units this study plans that the run lacks."),
+    ] = None,
 ) -> None:
-    """Re-hash every output in RUN against its manifest; exit 1 and list what differs."""
-    manifests = sorted(run.rglob(MANIFEST))
-    manifests = [m for m in manifests if not any(p.startswith(".") for p in m.relative_to(run).parts)]
-    if not manifests:
-        typer.secho(f"error: no {MANIFEST} under {run}", fg=typer.colors.RED, err=True)
+    """Check the whole chain of RUN: every manifest parses (and holds its signature when a key is
+    configured), every output has its sha256, no unlisted files, every input is the current
+    upstream manifest; with --study, the units the study plans but the run lacks.
+    Exit 0 clean, 1 problems (listed), 2 the run (or the study) cannot be read."""
+    try:
+        audit = audit_run(run, signing_key(run))
+        cfg = open_study(study, run)[0] if study is not None else None
+    except (RunUnreadable, SigningKeyError, StudyError) as err:
+        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
         sys.exit(2)
-    bad = [line for m in manifests for line in verify_folder(m.parent)]
-    for line in bad:
+    problems = audit.problems + (_planned_but_absent(cfg, study, run) if cfg is not None else [])
+    for line in problems:
         typer.echo(line)
-    typer.echo(f"verified {len(manifests)} manifests: {len(bad)} problem(s)")
-    sys.exit(1 if bad else 0)
+    for line in audit.notes:
+        typer.echo(f"note: {line}")
+    typer.echo(f"verified {audit.manifests} manifests: {len(problems)} problem(s)")
+    sys.exit(1 if problems else 0)
+
+
+def _planned_but_absent(cfg: StudyConfig, study: Path, run: Path) -> list[str]:
+    """Units the study plans that the run lacks, or that were built under another config."""
+    try:
+        rows = runner.study_status(cfg, RunLayout(run))
+    except Exception as err:  # noqa: BLE001 - verify reports, never crashes
+        return [f"{study}: the study's units could not be planned on {run} ({err.__class__.__name__}: {err})"]
+    lines = []
+    for label, st in rows:
+        if st.status == "missing":
+            lines.append(f"{label}: planned by {study} but not in the run ({st.reason})")
+        elif st.status == "stale" and "config" in st.reason:
+            lines.append(f"{label}: built under another config than {study}")
+    return lines
 
 
 def _stage_command(stage: str, doc: str) -> None:

@@ -29,6 +29,16 @@ def smoke_preprocessed(tmp_path_factory, smoke_study) -> RunLayout:
     return layout
 
 
+@pytest.fixture(scope="session")
+def smoke_full_run(tmp_path_factory, smoke_study):
+    """The smoke study through every stage once, uninterrupted (read-only): (layout, outcomes).
+    The end-to-end and crash tests compare their runs with it."""
+    from medtrans.stages.runner import run_study
+
+    layout = RunLayout(tmp_path_factory.mktemp("smoke-full"))
+    return layout, run_study(smoke_study, layout)
+
+
 @pytest.fixture
 def copy_run(tmp_path):
     """Copy a run folder into this test's tmp dir and return its layout."""
@@ -39,3 +49,15 @@ def copy_run(tmp_path):
         return RunLayout(dest)
 
     return _copy
+
+
+# A pseudonym key for tests that run real-data adapters through preprocess (which refuses to
+# run without one); never a key for real data.
+TEST_PSEUDONYM_KEY = "medtrans-tests-only-not-a-secret"
+
+
+@pytest.fixture(scope="module")
+def pseudonym_key_env():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MEDTRANS_PSEUDONYM_KEY", TEST_PSEUDONYM_KEY)
+        yield TEST_PSEUDONYM_KEY

@@ -94,8 +94,9 @@ def test_custom_extractor_fid_kid_is(tmp_path):
 def test_missing_weights_are_notes(pngs, tmp_path, monkeypatch):
     monkeypatch.setenv("MEDTRANS_WEIGHTS", str(tmp_path / "none"))
     result = runner.invoke(app, ["compare", str(pngs[0]), str(pngs[1]), "--metrics", "fid,swd"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # a requested metric without a value: not a success
     assert "weights missing" in result.output and "make weights" in result.output
+    assert "not computed: fid" in result.output
 
 
 def test_dicom_series_is_sorted_windowed_and_compared(pngs, tmp_path):

@@ -38,10 +38,9 @@ def _digests(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def two_runs(tmp_path_factory, smoke_study):
-    first = RunLayout(tmp_path_factory.mktemp("e2e-a"))
+def two_runs(tmp_path_factory, smoke_study, smoke_full_run):
+    first, outcomes = smoke_full_run  # shared with the crash test (tests/test_crash.py)
     second = RunLayout(tmp_path_factory.mktemp("e2e-b"))
-    outcomes = run_study(smoke_study, first)
     run_study(smoke_study, second)
     return first, second, outcomes
 

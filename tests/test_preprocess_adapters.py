@@ -27,6 +27,12 @@ from medtrans.stages.preprocess.phantom.writers import (
 )
 from medtrans.stages.runner import run_stage
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _pseudonym_key(pseudonym_key_env):
+    """Real-data adapters: preprocess refuses them without a pseudonym key."""
+    return pseudonym_key_env
+
 SHAPE = (6, 32, 32)
 BREAST = {
     "source": {"name": "ge", "modality": "MR"},

@@ -161,6 +161,8 @@ def test_bad_translated_set_is_refused(synthetic_run, tmp_path, fault):
         victim = ids[2]
         small = np.zeros((16, 16), np.uint8)
         write_png(layout.translate("twoclass", "cyclegan") / "test" / f"{victim}.png", small)
+        # a translator that wrote a wrong size (its manifest agrees): the stage's own shape check
+        _manifest(layout.translate("twoclass", "cyclegan"), "translate", ["twoclass", "cyclegan"])
         expect = "16x16"
     (unit,) = plan(synthetic_study(), layout)
     assert layout.translate("twoclass", "cyclegan") in unit.inputs

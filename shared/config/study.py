@@ -119,15 +119,47 @@ def parse_study(data: Any, source: str = "<study>") -> StudyConfig:
         raise StudyError(_one_line(err, source)) from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (plain YAML keeps the last
+    one silently, so a study could run with a setting its author thought was overridden)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            try:
+                repeated = key in seen
+            except TypeError:  # an unhashable key: the base loader says why
+                continue
+            if repeated:
+                raise StudyError(
+                    f"line {line}: duplicate key {key!r} (first given on line {seen[key]}); keep one"
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_reason(err: yaml.YAMLError) -> str:
+    """`line N: problem (context)`, as far as PyYAML says."""
+    mark = getattr(err, "problem_mark", None)
+    where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    context = getattr(err, "context", None)
+    return f"{where} not valid YAML: {problem}" + (f" ({context})" if context else "")
+
+
 def load_study(path: str | Path) -> StudyConfig:
-    """Read and validate a study file."""
+    """Read and validate a study file (duplicate keys refused)."""
     path = Path(path)
     if not path.is_file():
         raise StudyError(f"{path}: no such study file (see studies/ for examples)")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except StudyError as err:
+        raise StudyError(f"{path}: {err}") from None
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise StudyError(f"{path}:{where}: not valid YAML") from None
+        raise StudyError(f"{path}:{_yaml_reason(err)}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise StudyError(f"{path}: unreadable study file ({err.__class__.__name__})") from None
     return parse_study(data, str(path))

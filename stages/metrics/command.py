@@ -19,6 +19,7 @@ from medtrans.shared.seeding import derive_seed
 from medtrans.stages.metrics.extract import Network, locate_network
 from medtrans.stages.metrics.frd import FRDError, extractor_settings
 from medtrans.stages.metrics.images import PLANES, FolderError, FolderImages, Windowing, load_folders
+from medtrans.stages.metrics.options import check_compare_options, uncomputed
 from medtrans.stages.metrics.pipeline import FeatureSettings, ImageStack, extract_sets, score_sets
 from medtrans.stages.metrics.results import MetricRow, format_table, write_rows
 from medtrans.stages.metrics.scoring import ScoreSettings
@@ -198,6 +199,11 @@ def register(app: typer.Typer) -> None:
                 raise typer.BadParameter(
                     "plane: axial|sagittal|coronal; modality: auto|MR|CT; swd-channels: 1|3"
                 )
+            check_compare_options(
+                size=size, device=device, bootstrap=bootstrap, batch_size=batch_size, kid_subsets=kid_subsets,
+                kid_subset_size=kid_subset_size, is_splits=is_splits, frd_workers=frd_workers, seed=seed,
+                extractor=extractor,
+            )  # fmt: skip
             result = compare(
                 real, fake, names, weights=weights, extractor=extractor, convention=convention,
                 windowing=Windowing(plane=plane, modality=modality, size=size), device=device, seed=seed,
@@ -216,6 +222,10 @@ def register(app: typer.Typer) -> None:
             typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
             sys.exit(2)
         _show(result, real, fake, convention, out)
+        missing = uncomputed(result["rows"], names)
+        if missing:
+            typer.secho(f"error: not computed: {'; '.join(missing)}", fg=typer.colors.RED, err=True)
+            sys.exit(1)
 
 
 def _show(result: dict, real: Path, fake: Path, convention: str, out: Path | None) -> None:

@@ -6,17 +6,30 @@ import os
 
 from medtrans.shared.dataset import SPLITS
 from medtrans.shared.seeding import rng
+from medtrans.shared.stage import StageInputError
 
 KEY_ENV = "MEDTRANS_PSEUDONYM_KEY"
 
 
-def pseudonym_key(study_name: str, seed: int) -> bytes:
-    """The secret of the keyed hash: $MEDTRANS_PSEUDONYM_KEY (set it for real data and keep
-    it out of the run folder), else derived from the study name and seed (fine for the phantom,
-    whose ids are fake; reproducible either way)."""
+class PseudonymKeyMissing(StageInputError):
+    """Real data without $MEDTRANS_PSEUDONYM_KEY: a key derived from the study name and seed
+    can be guessed, and with it every pseudonym reversed by trying candidate patient ids."""
+
+
+def pseudonym_key(study_name: str, seed: int, phantom: bool) -> bytes:
+    """The secret of the keyed hash: $MEDTRANS_PSEUDONYM_KEY. Only the embedded phantom (fake
+    ids) may do without it, with a key derived from the study name and seed; real data without
+    it is refused with how to make one."""
     secret = os.environ.get(KEY_ENV)
     if secret:
         return secret.encode()
+    if not phantom:
+        raise PseudonymKeyMissing(
+            f"study {study_name}: real data needs a secret pseudonym key; set ${KEY_ENV}, e.g. "
+            "`export MEDTRANS_PSEUDONYM_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')`, "
+            "and keep it outside the run folder (a secrets store or a file only you can read): "
+            "whoever has it can re-identify patients, and the same key gives the same pseudonyms"
+        )
     return hashlib.sha256(f"medtrans-pseudonym:{study_name}:{seed}".encode()).digest()
 
 

@@ -34,12 +34,12 @@ log = get_logger("medtrans.preprocess")
 def plan(
     study: StudyConfig, layout: RunLayout, tasks: tuple[str, ...] | None = None, **_filters
 ) -> list[Unit]:
-    """One unit per task of the study."""
-    key = pseudonym_key(study.name, study.seed)
+    """One unit per task of the study (refused at once for real data without a pseudonym key)."""
     units = []
     for name, task in study.tasks.items():
         if tasks and name not in tasks:
             continue
+        key = pseudonym_key(study.name, study.seed, phantom=isinstance(task.data, PhantomSource))
         prep = study.part("preprocess")
         prep.pop("workers", None)  # how many processes does not change the output
         config = {
@@ -230,7 +230,7 @@ def build_task(study: StudyConfig, name: str, task: TaskConfig, ctx: UnitContext
     )
     for r in results:
         rejected += r.rejected
-    key = pseudonym_key(study.name, study.seed)
+    key = pseudonym_key(study.name, study.seed, phantom=isinstance(task.data, PhantomSource))
     roles = {task.source.name: "source", task.target.name: "target"}
     kept = _one_scan_each(results, key, roles, rejected)
     by_domain: dict[str, list[str]] = {task.source.name: [], task.target.name: []}

@@ -14,6 +14,7 @@ of (seed, epoch).
 
 import csv
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,7 +148,19 @@ def _resume(path: Path, model: Translator, objects: checkpoint.Resumable) -> tup
     """Epochs done and the loss log, restored from `path`."""
     restored = checkpoint.load(path, objects)
     model.load_extra_state(restored.extra)
-    return restored.epoch, LossLog(restored.state["loss_rows"], restored.state["window"])
+    state = restored.state
+    return restored.epoch, LossLog(_interned(state["loss_rows"]), _interned(state["window"]))
+
+
+def _interned(obj):
+    """Dict keys as the interned strings an uninterrupted run uses (its loss names are source
+    literals): pickle shares identical objects, so without this a resumed run's checkpoint holds
+    the same values in different bytes."""
+    if isinstance(obj, dict):
+        return {sys.intern(k) if isinstance(k, str) else k: _interned(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_interned(v) for v in obj]
+    return obj
 
 
 def _batch(run: _Run, idx_a, idx_b) -> dict[str, torch.Tensor]:

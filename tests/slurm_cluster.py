@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 DAEMONS = ("munged", "slurmctld", "slurmd")
-CLIENTS = ("sbatch", "squeue", "sacct", "scontrol", "sinfo")
+CLIENTS = ("sbatch", "srun", "squeue", "sacct", "scontrol", "sinfo", "scancel")
 PACKAGES = ("slurm-wlm", "munge")
 
 
@@ -59,7 +59,11 @@ class SlurmCluster:
         self.procs: dict[str, subprocess.Popen] = {}
         self.conf = self.root / "slurm.conf"
         self.jobcomp = self.root / "jobcomp.txt"
-        self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
+        # SLURM_CONF points the clients here; the executor's job step drops SLURM_* variables
+        # before its inner `srun`, so wrappers first on PATH carry the file's path too.
+        self.bin = self.root / "bin"
+        path = os.pathsep.join([str(self.bin), os.environ.get("PATH", "")])
+        self.env = {**os.environ, "SLURM_CONF": str(self.conf), "PATH": path}
 
     def __enter__(self) -> "SlurmCluster":
         try:
@@ -73,8 +77,16 @@ class SlurmCluster:
     def __exit__(self, *exc) -> None:
         self.stop()
 
+    def _write_wrappers(self) -> None:
+        self.bin.mkdir(parents=True, exist_ok=True)
+        for client in CLIENTS:
+            wrapper = self.bin / client
+            wrapper.write_text(f'#!/bin/sh\nSLURM_CONF={self.conf} exec {_exe(client)} "$@"\n')
+            wrapper.chmod(0o755)
+
     def _write_config(self) -> None:
         r = self.root
+        self._write_wrappers()
         for d in ("state", "spool", "log"):
             (r / d).mkdir(parents=True, exist_ok=True)
         key = r / "munge.key"

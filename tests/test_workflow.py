@@ -3,6 +3,7 @@ builds from compose.yaml, the `--task` narrowing of the stage commands, and a dr
 The real runs through SLURM are in test_workflow_slurm.py."""
 
 import importlib.util
+import os
 import subprocess
 import sys
 import threading
@@ -165,27 +166,17 @@ def test_narrow_keeps_only_the_tasks_units(smoke_study, tmp_path):
     assert labels == [f"translate/spine/{m}" for m in smoke_study.translate.models]
 
 
+def dry_run(workdir: Path, *config: str) -> subprocess.CompletedProcess:
+    """`snakemake -n` of the workflow, with its .snakemake/ in `workdir`, not the checkout."""
+    argv = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow" / "Snakefile"),
+            "--directory", str(workdir), "-n", "--cores", "4"]  # fmt: skip
+    argv += ["--config", *config] if config else []
+    return subprocess.run(argv, cwd=workdir, capture_output=True, text=True, timeout=300)
+
+
 @pytest.mark.skipif(not SNAKEMAKE, reason="snakemake not installed (pip install 'medtrans[workflow]')")
 def test_dry_run_plans_one_job_per_unit_with_the_study_resources(tmp_path):
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--snakefile",
-            "workflow/Snakefile",
-            "-n",
-            "--cores",
-            "4",
-            "--config",
-            "study=studies/paper.yaml",
-            f"run={tmp_path / 'run'}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    out = dry_run(tmp_path, f"study={ROOT / 'studies' / 'paper.yaml'}", f"run={tmp_path / 'run'}")
     assert out.returncode == 0, out.stderr[-2000:] + out.stdout[-2000:]
     text = out.stdout + out.stderr
     stats = dict(line.split()[:2] for line in text.split("Job stats:")[1].splitlines()[3:9] if line.strip())
@@ -201,12 +192,25 @@ def test_dry_run_plans_one_job_per_unit_with_the_study_resources(tmp_path):
 
 
 @pytest.mark.skipif(not SNAKEMAKE, reason="snakemake not installed (pip install 'medtrans[workflow]')")
-def test_missing_study_is_a_clear_error():
-    out = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", "workflow/Snakefile", "-n", "--cores", "1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def test_missing_study_is_a_clear_error(tmp_path):
+    out = dry_run(tmp_path)
     assert out.returncode != 0 and "--config study=studies/demo.yaml" in out.stdout + out.stderr
+
+
+def test_local_job_runs_the_venvs_own_stage_command(tmp_path):
+    from medtrans_workflow import job
+
+    argv = job.local_argv(units.Job("translate", "breast", "spade"), tmp_path / "s.yaml", tmp_path / "run")
+    assert Path(argv[0]) == Path(sys.executable).parent / "medtrans"
+    assert argv[1:] == ["translate", "spade", "--task", "breast", "--study", str(tmp_path / "s.yaml"),
+                        "--run", str(tmp_path / "run")]  # fmt: skip
+
+
+def test_docker_job_says_how_to_let_the_container_user_write(tmp_path):
+    from medtrans_workflow import job
+
+    tmp_path.chmod(0o755)
+    if os.getuid() == 10001:
+        pytest.skip("running as the container user")
+    with pytest.raises(container.ContainerError, match="setfacl"):
+        job.check_writable_by(tmp_path, "10001:10001")

@@ -20,6 +20,15 @@ def visible_devices() -> list[str]:
     return sorted(found, key=int)
 
 
+def host_devices() -> list[str]:
+    """Host indices of the job's devices, for a container engine that sees every GPU: under
+    SLURM CUDA_VISIBLE_DEVICES may be renumbered from 0, SLURM_STEP_GPUS/SLURM_JOB_GPUS are not."""
+    for key in ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS"):
+        if os.environ.get(key):
+            return [d for d in os.environ[key].split(",") if d.strip()]
+    return visible_devices()
+
+
 def scheduler_assigned() -> bool:
     """SLURM (and other schedulers) set the job's devices themselves."""
     return "SLURM_JOB_ID" in os.environ

@@ -123,8 +123,8 @@ def _argv(job, runtime, study, run, env, ids, sif_dir, compose, gpu) -> list[str
     ref = container.image(svc, env)
     if runtime is Runtime.docker:
         check_writable_by(run, str(svc["user"]))
-        # under SLURM the job's devices are already the only ones visible; name them to docker
-        devices = ids or (gpus.visible_devices() if gpu else [])
+        # under SLURM name the job's own devices, by their host indices, to the engine
+        devices = ids or (gpus.host_devices() if gpu else [])
         return container.docker_argv(svc, mounts, ref, image_id(ref), job.narrow_args(), devices)
     sif = sif_dir.resolve() / (ref.split("/")[-1].replace(":", "-") + ".sif")
     if not sif.is_file():

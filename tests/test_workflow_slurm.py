@@ -7,6 +7,7 @@ cannot start SLURM (not root, no apt-get, no snakemake) skips; with CI=true it f
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -49,22 +50,38 @@ def cluster(tmp_path_factory):
         yield c
 
 
+# report.html's Provenance section records run times and environments (as in test_e2e)
+PROVENANCE = re.compile(r'<section id="provenance">.*?</section>', re.S)
+
+
 @pytest.fixture(scope="module")
-def local_run(tmp_path_factory, smoke_study):
+def weights(tmp_path_factory) -> Path:
+    """One weights folder for both runs: the metrics name it in their 'weights missing' notes,
+    and ./weights would depend on each process's working directory."""
+    return tmp_path_factory.mktemp("weights")
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory, smoke_study, weights):
     """The local runner's run of the smoke study, with its wall time."""
     layout = RunLayout(tmp_path_factory.mktemp("local") / "run")
-    t0 = time.perf_counter()
-    run_study(smoke_study, layout)
-    return layout, time.perf_counter() - t0
+    before = os.environ.get("MEDTRANS_WEIGHTS")
+    os.environ["MEDTRANS_WEIGHTS"] = str(weights)
+    try:
+        t0 = time.perf_counter()
+        run_study(smoke_study, layout)
+        return layout, time.perf_counter() - t0
+    finally:
+        os.environ.pop("MEDTRANS_WEIGHTS") if before is None else os.environ.update(MEDTRANS_WEIGHTS=before)
 
 
-def snakemake(cluster, work: Path, run: Path) -> subprocess.CompletedProcess:
+def snakemake(cluster, work: Path, run: Path, weights: Path) -> subprocess.CompletedProcess:
     argv = [
         sys.executable, "-m", "snakemake",
         "--snakefile", str(ROOT / "workflow" / "Snakefile"),
         "--profile", str(ROOT / "workflow" / "profiles" / "slurm"),
         "--directory", str(work),
-        "--config", f"study={ROOT / 'studies' / 'smoke.yaml'}", f"run={run}",
+        "--config", f"study={ROOT / 'studies' / 'smoke.yaml'}", f"run={run}", f"weights={weights}",
         "--default-resources", f"slurm_partition={cluster.partition}",
         "--jobs", "4",
         "--slurm-no-account",                 # no accounting database on the test cluster
@@ -79,15 +96,23 @@ def snakemake(cluster, work: Path, run: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def slurm_run(cluster, tmp_path_factory):
+def slurm_run(cluster, tmp_path_factory, weights):
     work = tmp_path_factory.mktemp("workdir")
     run = work / "runs" / "smoke"
     t0 = time.perf_counter()
-    first = snakemake(cluster, work, run)
+    first = snakemake(cluster, work, run, weights)
     seconds = time.perf_counter() - t0
     assert first.returncode == 0, first.stderr[-4000:] + cluster.logs("slurmctld")
     jobs = cluster.completed_jobs()
     return work, RunLayout(run), jobs, seconds
+
+
+def _minutes(limit: str) -> int:
+    """squeue's time limit ([D-]HH:MM:SS or MM:SS) in minutes."""
+    days, _, clock = limit.rpartition("-")
+    parts = [int(p) for p in clock.split(":")]
+    seconds = sum(v * 60**i for i, v in enumerate(reversed(parts)))
+    return int(days or 0) * 1440 + seconds // 60
 
 
 def _unit_of(comment: str) -> str:
@@ -102,13 +127,14 @@ def test_every_unit_is_one_slurm_job(cluster, slurm_run, smoke_study):
     assert len(jobs) == len(labels), jobs  # sacct --completion: one finished job per unit
     assert {j["state"] for j in jobs} == {"COMPLETED"} and {j["exitcode"] for j in jobs} == {"0:0"}
     queue = subprocess.run(
-        ["squeue", "-h", "-t", "all", "-o", "%i|%k|%C"], env=cluster.env, capture_output=True, text=True
+        ["squeue", "-h", "-t", "all", "-o", "%i|%k|%C|%m|%l"], env=cluster.env, capture_output=True, text=True
     ).stdout.split()
     by_unit = {_unit_of(line.split("|")[1]): line.split("|") for line in queue}
     assert sorted(by_unit) == sorted(labels)
     assert {j["jobid"] for j in jobs} == {v[0] for v in by_unit.values()}
-    for label, (_, _, cpus) in by_unit.items():  # the study's threads became --cpus-per-task
-        assert int(cpus) == units.resources(units.parse_label(label), smoke_study).threads
+    for label, (_, _, cpus, mem, limit) in by_unit.items():  # the study's resources, as SLURM got them
+        want = units.resources(units.parse_label(label), smoke_study)
+        assert (int(cpus), mem, _minutes(limit)) == (want.threads, f"{want.mem_mb}M", want.runtime), label
     print(f"\nsmoke study through SLURM: {seconds:.0f} s wall, {len(jobs)} jobs")
 
 
@@ -122,14 +148,21 @@ def test_every_manifest_digest_equals_the_local_runner(slurm_run, local_run, smo
     _, layout, _, slurm_seconds = slurm_run
     local, local_seconds = local_run
     for job in units.jobs(smoke_study):
-        assert _outputs(layout, job.label) == _outputs(local, job.label), job.label
+        ours, theirs = dict(_outputs(layout, job.label)), dict(_outputs(local, job.label))
+        assert ours.keys() == theirs.keys(), job.label
+        differ = sorted(k for k in ours if ours[k] != theirs[k])
+        if job.label == "report" and "report.html" in differ:
+            pages = [PROVENANCE.sub("", (r.report() / "report.html").read_text()) for r in (layout, local)]
+            assert pages[0] == pages[1], "report.html differs outside its Provenance section"
+            differ.remove("report.html")
+        assert not differ, f"{job.label}: outputs differ from the local runner's: {differ}"
     print(f"\nsmoke study: local runner {local_seconds:.0f} s, through SLURM {slurm_seconds:.0f} s")
 
 
-def test_rerun_submits_nothing(cluster, slurm_run):
+def test_rerun_submits_nothing(cluster, slurm_run, weights):
     work, layout, jobs, _ = slurm_run
     before = {p: p.stat().st_mtime_ns for p in layout.root.rglob(MANIFEST)}
-    again = snakemake(cluster, work, layout.root)
+    again = snakemake(cluster, work, layout.root, weights)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Nothing to be done" in again.stdout + again.stderr
     assert len(cluster.completed_jobs()) == len(jobs)

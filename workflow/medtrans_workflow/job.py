@@ -49,6 +49,8 @@ def container_env(study: Path, data: Path | None, weights: Path | None, tag: str
     for key, value in (("MEDTRANS_DATA", data), ("MEDTRANS_WEIGHTS_DIR", weights), ("MEDTRANS_TAG", tag)):
         if value:
             env[key] = str(value)
+    if weights:  # the venv's stages read it; the containers see the folder at /weights
+        env["MEDTRANS_WEIGHTS"] = str(Path(weights).resolve())
     return env
 
 

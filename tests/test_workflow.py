@@ -214,3 +214,11 @@ def test_docker_job_says_how_to_let_the_container_user_write(tmp_path):
         pytest.skip("running as the container user")
     with pytest.raises(container.ContainerError, match="setfacl"):
         job.check_writable_by(tmp_path, "10001:10001")
+
+
+def test_a_missing_engine_is_named(tmp_path, monkeypatch):
+    from medtrans_workflow import job
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(container.ContainerError, match="no `apptainer` on PATH"):
+        job.require("apptainer")

@@ -9,6 +9,7 @@ unit finishes at once, an interrupted one resumes from its partial folder.
 
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -52,6 +53,11 @@ def container_env(study: Path, data: Path | None, weights: Path | None, tag: str
     if weights:  # the venv's stages read it; the containers see the folder at /weights
         env["MEDTRANS_WEIGHTS"] = str(Path(weights).resolve())
     return env
+
+
+def require(engine: str) -> None:
+    if shutil.which(engine) is None:
+        raise container.ContainerError(f"runtime {engine}: no `{engine}` on PATH of {os.uname().nodename}")
 
 
 def image_id(ref: str) -> str:
@@ -123,6 +129,7 @@ def _argv(job, runtime, study, run, env, ids, sif_dir, compose, gpu) -> list[str
     svc = container.service(compose.resolve(), job.image + ("-gpu" if gpu else ""))
     mounts = container.mounts(svc, compose.resolve(), env, run)
     ref = container.image(svc, env)
+    require(runtime.value)
     if runtime is Runtime.docker:
         check_writable_by(run, str(svc["user"]))
         # under SLURM name the job's own devices, by their host indices, to the engine

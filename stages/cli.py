@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from medtrans.shared.audit import RunUnreadable, audit_run
-from medtrans.shared.cli import ForceOpt, RunOpt, StudyOpt, friendly, open_study
+from medtrans.shared.cli import ForceOpt, RunOpt, StudyOpt, UserError, friendly, open_study
 from medtrans.shared.config import StudyConfig, StudyError
 from medtrans.shared.config.paths import check_data_paths
 from medtrans.shared.config.translate import MODELS
@@ -30,6 +30,22 @@ app = typer.Typer(
 
 # Extra commands that live with their stage (e.g. `medtrans compare` with the metrics).
 EXTRA_COMMANDS: tuple[str, ...] = ("medtrans.stages.metrics.command", "medtrans.stages.preprocess.command")
+
+
+TaskOpt = Annotated[
+    list[str] | None,
+    typer.Option("--task", "-t", help="Only this task (repeatable). Default: every task of the study."),
+]
+
+
+def _tasks(cfg, study: Path, chosen: list[str] | None) -> tuple[str, ...] | None:
+    """The --task choice, checked against the study (a workflow job runs one task's unit)."""
+    if not chosen:
+        return None
+    unknown = [t for t in chosen if t not in cfg.tasks]
+    if unknown:
+        raise UserError(f"{study}: no task {unknown[0]!r}; the study's tasks are {', '.join(cfg.tasks)}")
+    return tuple(chosen)
 
 
 def _report(outcomes: list[runner.Outcome]) -> None:
@@ -112,11 +128,22 @@ def _planned_but_absent(cfg: StudyConfig, study: Path, run: Path) -> list[str]:
     return lines
 
 
-def _stage_command(stage: str, doc: str) -> None:
-    @friendly
-    def command(study: StudyOpt, run: RunOpt = None, force: ForceOpt = False) -> None:
-        cfg, layout = open_study(study, run)
-        _report(runner.run_stage(stage, cfg, layout, force=force))
+def _stage_command(stage: str, doc: str, per_task: bool = True) -> None:
+    if per_task:
+
+        @friendly
+        def command(
+            study: StudyOpt, run: RunOpt = None, force: ForceOpt = False, task: TaskOpt = None
+        ) -> None:
+            cfg, layout = open_study(study, run)
+            _report(runner.run_stage(stage, cfg, layout, force=force, tasks=_tasks(cfg, study, task)))
+
+    else:
+
+        @friendly
+        def command(study: StudyOpt, run: RunOpt = None, force: ForceOpt = False) -> None:
+            cfg, layout = open_study(study, run)
+            _report(runner.run_stage(stage, cfg, layout, force=force))
 
     command.__doc__ = doc
     app.command(stage)(command)
@@ -132,6 +159,7 @@ def translate_cmd(
     study: StudyOpt,
     run: RunOpt = None,
     force: ForceOpt = False,
+    task: TaskOpt = None,
 ) -> None:
     """Train one translator per task and translate the source test split."""
     if model != "all" and model not in MODELS:
@@ -139,12 +167,15 @@ def translate_cmd(
         sys.exit(2)
     cfg, layout = open_study(study, run)
     models = None if model == "all" else (model,)
-    _report(runner.run_stage("translate", cfg, layout, force=force, models=models))
+    tasks = _tasks(cfg, study, task)
+    _report(runner.run_stage("translate", cfg, layout, force=force, models=models, tasks=tasks))
 
 
 _stage_command("segment", "Train the target-domain UNet; Dice and HD95 on real and translated test sets.")
 _stage_command("metrics", "Perceptual metrics of each translated set against the real target test set.")
-_stage_command("report", "Correlate perceptual metrics with Dice; tables, figures and report.html.")
+_stage_command(
+    "report", "Correlate perceptual metrics with Dice; tables, figures and report.html.", per_task=False
+)
 
 for _module in EXTRA_COMMANDS:
     importlib.import_module(_module).register(app)

@@ -31,11 +31,22 @@ class Outcome:
     seconds: float
 
 
+def narrow(units: list[Unit], tasks: tuple[str, ...] | None) -> list[Unit]:
+    """The units of the given tasks only (a unit's first name part is its task); None: all.
+    A workflow job or a container runs one unit this way (`medtrans segment --task spine`)."""
+    return units if tasks is None else [u for u in units if u.name[:1] and u.name[0] in tasks]
+
+
 def run_stage(
-    stage: str, study: StudyConfig, layout: RunLayout, force: bool = False, **filters
+    stage: str,
+    study: StudyConfig,
+    layout: RunLayout,
+    force: bool = False,
+    tasks: tuple[str, ...] | None = None,
+    **filters,
 ) -> list[Outcome]:
     outcomes = []
-    for unit in plan_stage(stage, study, layout, **filters):
+    for unit in narrow(plan_stage(stage, study, layout, **filters), tasks):
         t0 = time.perf_counter()
         result = execute(unit, layout, force=force)
         outcomes.append(Outcome(unit.label, result, time.perf_counter() - t0))

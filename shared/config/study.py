@@ -12,6 +12,7 @@ from medtrans.shared.config.data import DataSource
 from medtrans.shared.config.metrics import MetricsConfig
 from medtrans.shared.config.preprocess import PreprocessConfig
 from medtrans.shared.config.report import ReportConfig
+from medtrans.shared.config.resources import ResourcesConfig
 from medtrans.shared.config.segment import SegmentConfig
 from medtrans.shared.config.translate import TranslateConfig
 
@@ -59,6 +60,7 @@ class StudyConfig(Config):
     segment: SegmentConfig = SegmentConfig()
     metrics: MetricsConfig = MetricsConfig()
     report: ReportConfig = ReportConfig()
+    resources: ResourcesConfig = ResourcesConfig()  # workflow jobs only; in no digest
 
     @field_validator("name")
     @classmethod
@@ -76,8 +78,9 @@ class StudyConfig(Config):
         return v
 
     def part(self, *keys: str) -> dict[str, Any]:
-        """A JSON-ready slice of the study (for config digests): `part("translate", "cyclegan")`."""
-        data: Any = self.model_dump(mode="json")
+        """A JSON-ready slice of the study (for config digests): `part("translate", "cyclegan")`.
+        `resources` is left out: what a job asks a scheduler for does not change its outputs."""
+        data: Any = self.model_dump(mode="json", exclude={"resources"})
         for key in keys:
             data = data[key]
         return data

@@ -1,0 +1,35 @@
+"""What one job of each stage asks a scheduler for (the Snakemake workflow in workflow/).
+
+Resources say where and with what a unit runs, never what it computes: they are left out of
+every config digest (`StudyConfig.part`), so changing them never makes a unit stale.
+"""
+
+from pydantic import Field
+
+from medtrans.shared.config.base import Config
+from medtrans.shared.config.translate import ModelName
+
+
+class JobResources(Config):
+    """One job: CPU threads, memory, wall time and GPUs.
+
+    `gpus` None means: one GPU when the study says `device: cuda` and the stage uses one
+    (translators, segment, metrics; preprocess only where TotalSegmentator runs), else none.
+    `device: auto` requests none: a job then uses a GPU only where one is visible anyway.
+    """
+
+    threads: int = Field(1, ge=1)
+    mem_mb: int = Field(4000, ge=100)
+    runtime: int = Field(60, ge=1)  # minutes of wall time
+    gpus: int | None = Field(None, ge=0)
+
+
+class ResourcesConfig(Config):
+    """Per stage; `translators` overrides `translate` for single models (e.g. UNSB needs longer)."""
+
+    preprocess: JobResources = JobResources(threads=2, mem_mb=8000, runtime=120)
+    translate: JobResources = JobResources(threads=4, mem_mb=16000, runtime=1440)
+    translators: dict[ModelName, JobResources] = {}
+    segment: JobResources = JobResources(threads=4, mem_mb=16000, runtime=480)
+    metrics: JobResources = JobResources(threads=4, mem_mb=16000, runtime=240)
+    report: JobResources = JobResources(threads=1, mem_mb=4000, runtime=60)

@@ -297,6 +297,8 @@ def test_source_without_masks_scores_only_the_target(synthetic_run, tmp_path):
     index = pd.read_csv(path, dtype=str, keep_default_na=False)
     index.loc[index.role == "source", "mask"] = ""
     index.to_csv(path, index=False)
+    # a preprocess that wrote no source masks (its manifest agrees, so the contract accepts it)
+    _manifest(layout.preprocess("twoclass"), "preprocess", ["twoclass"])
     write_translator(layout, "twoclass", "maskgan")
     (unit,) = plan(synthetic_study(max_epochs=1), layout)
     execute(unit, layout)

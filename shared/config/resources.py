@@ -4,10 +4,10 @@ Resources say where and with what a unit runs, never what it computes: they are 
 every config digest (`StudyConfig.part`), so changing them never makes a unit stale.
 """
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from medtrans.shared.config.base import Config
-from medtrans.shared.config.translate import ModelName
+from medtrans.shared.config.translate import MODELS
 
 
 class JobResources(Config):
@@ -29,7 +29,15 @@ class ResourcesConfig(Config):
 
     preprocess: JobResources = JobResources(threads=2, mem_mb=8000, runtime=120)
     translate: JobResources = JobResources(threads=4, mem_mb=16000, runtime=1440)
-    translators: dict[ModelName, JobResources] = {}
+    translators: dict[str, JobResources] = {}
     segment: JobResources = JobResources(threads=4, mem_mb=16000, runtime=480)
     metrics: JobResources = JobResources(threads=4, mem_mb=16000, runtime=240)
     report: JobResources = JobResources(threads=1, mem_mb=4000, runtime=60)
+
+    @field_validator("translators")
+    @classmethod
+    def _known_translators(cls, value: dict[str, JobResources]) -> dict[str, JobResources]:
+        unknown = [m for m in value if m not in MODELS]
+        if unknown:
+            raise ValueError(f"unknown translator(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
+        return value

@@ -6,17 +6,16 @@ Pure functions of the study; the stage contract (in each job) still decides what
 
 from dataclasses import dataclass
 
+from medtrans.shared.catalogue import stages as catalogue
+from medtrans.shared.catalogue.stages import stage_names, translator_names
 from medtrans.shared.config import StudyConfig
 from medtrans.shared.config.data import SpineSource
 from medtrans.shared.config.resources import JobResources
-from medtrans.shared.config.translate import MODELS
 from medtrans.shared.layout import MANIFEST, RunLayout
-from medtrans.stages.runner import STAGES
 
-# The stage and translator names (one place, for the catalogue to take over).
-STAGE_NAMES: tuple[str, ...] = STAGES
-TRANSLATORS: tuple[str, ...] = MODELS
-GPU_STAGES: frozenset[str] = frozenset({"translate", "segment", "metrics"})
+# from the catalogue (shared/catalogue/stages.py), the one list of stages and translators
+STAGE_NAMES: tuple[str, ...] = stage_names()
+TRANSLATORS: tuple[str, ...] = translator_names()
 
 
 @dataclass(frozen=True)
@@ -100,12 +99,10 @@ def upstream(job: Job, study: StudyConfig) -> list[Job]:
 
 def uses_gpu(job: Job, study: StudyConfig) -> bool:
     """Whether the stage computes on a GPU when there is one (preprocess: TotalSegmentator)."""
-    if job.stage in GPU_STAGES:
-        return True
-    if job.stage == "preprocess":
+    if job.stage == "preprocess":  # its image has a GPU for TotalSegmentator, used only where it runs
         data = study.tasks[job.task].data
         return isinstance(data, SpineSource) and data.totalsegmentator and data.ct_masks is None
-    return False
+    return catalogue.stage(job.stage).gpu
 
 
 def resources(job: Job, study: StudyConfig) -> JobResources:

@@ -20,6 +20,7 @@ from test_unsb import (  # noqa: F401
 
 from medtrans.shared.config.translate import Schedule, SPADEConfig
 from medtrans.stages.translate.registry import get_model
+from medtrans.stages.translate.spade import VGGWeightsMissing
 from medtrans.stages.translate.spade_nets import (
     MultiscaleD,
     SPADEGenerator,
@@ -83,7 +84,7 @@ def test_hinge_and_feature_matching_losses():
 def test_vgg_loss_is_optional_and_reads_the_weights_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDTRANS_WEIGHTS", str(tmp_path))
     cls = get_model("spade")
-    with pytest.raises(FileNotFoundError, match="vgg19"):
+    with pytest.raises(VGGWeightsMissing, match="vgg19-dcbb9e9d.pth.*make weights"):
         cls(
             SPADEConfig(**TINY_SPADE, vgg_loss=True),
             n_classes=3,

@@ -79,7 +79,7 @@ class UNSB(Translator):
             raise ValueError(f"UNSB needs images of at least 32 px (its PatchGANs), got {image_size}")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derive_seed(seed, "unsb", "init"))
-            self.G = UNSBGenerator(c.ngf, c.n_blocks, c.n_mlp)
+            self.G = UNSBGenerator(c.ngf, c.n_blocks, c.n_mlp, conditioned=c.conditioned_blocks)
             self.D = TimePatchD(1, c.ndf, c.n_layers_d)
             self.E = TimePatchD(4, c.ndf, c.n_layers_d)
             with torch.no_grad():  # the projection MLPs' input widths, from one dry run

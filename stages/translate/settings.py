@@ -1,0 +1,17 @@
+"""The settings a translator trains with on one task: its study settings with the per-task
+overrides applied (SPADE's `label_source_tasks`, `translate.no_flip`)."""
+
+from medtrans.shared.config import StudyConfig
+from medtrans.shared.config.base import Config
+
+
+def task_settings(study: StudyConfig, task: str, model: str) -> Config:
+    """`study.translate.<model>` as it applies to `task`."""
+    settings = study.translate.settings(model)
+    update: dict = {}
+    per_task = getattr(settings, "label_source_tasks", None)
+    if per_task and task in per_task:
+        update["label_source"] = per_task[task]
+    if task in study.translate.no_flip and settings.augment.flip:
+        update["augment"] = settings.augment.model_copy(update={"flip": False})
+    return settings.model_copy(update=update) if update else settings

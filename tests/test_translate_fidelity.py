@@ -221,3 +221,42 @@ def test_spade_epoch_is_one_pass_over_the_target_pairs():
     # the unpaired default is unchanged: source permutations, random targets
     src, tgt = pair_indices(5, 0, 10, 4, 10, 1)
     assert sorted(src.ravel()) == list(range(10))
+
+
+# -- item 4: `make weights` fetches SPADE's VGG19 ---------------------------------------------
+def test_make_weights_fetches_and_locks_the_vgg19_file(tmp_path, monkeypatch, capsys):
+    """The weights command fetches the VGG19 file beside the Inception one (its name's sha256
+    prefix checked, its full sha256 locked); verify checks it and names what is missing."""
+    import hashlib
+    import json
+
+    from medtrans.stages.metrics import weights as W
+
+    def named(stem: str, payload: bytes) -> Path:
+        path = tmp_path / "src" / f"{stem}-{hashlib.sha256(payload).hexdigest()[:8]}.pth"
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(payload)
+        return path
+
+    assert "vgg19-dcbb9e9d.pth" in W.ALSO_FETCHED
+    vgg = named("vgg19", b"v" * 100)
+    monkeypatch.setattr(W, "ALSO_FETCHED", {vgg.name: vgg.as_uri()})
+    real_fetch = W.fetch
+    inception = W.VerifiedFile(tmp_path / W.STANDARD_NAME, "0" * 64, standard=True)  # not under test
+
+    def fetch(folder, url=W.STANDARD_URL, name=W.STANDARD_NAME, lock=None):
+        return inception if name == W.STANDARD_NAME else real_fetch(folder, url, name=name, lock=lock)
+
+    monkeypatch.setattr(W, "fetch", fetch)
+    monkeypatch.setattr(W, "verify", lambda folder, lock=None: (inception, True))
+    dest, lock = tmp_path / "weights", tmp_path / "lock.json"
+    assert W.main(["fetch", "--dir", str(dest), "--lock", str(lock)]) == 0
+    assert (dest / vgg.name).read_bytes() == vgg.read_bytes()
+    pins = json.loads(lock.read_text())["files"]
+    assert pins[vgg.name]["sha256"] == hashlib.sha256(vgg.read_bytes()).hexdigest()
+    capsys.readouterr()
+    (dest / vgg.name).unlink()
+    assert W.main(["verify", "--dir", str(dest), "--lock", str(lock)]) == 0
+    assert f"no {dest / vgg.name}" in capsys.readouterr().out
+    (dest / vgg.name).write_bytes(b"tampered")
+    assert W.main(["verify", "--dir", str(dest), "--lock", str(lock)]) == 2

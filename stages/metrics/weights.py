@@ -27,6 +27,9 @@ from medtrans.shared.hashing import sha256_file
 
 STANDARD_NAME = "pt_inception-2015-12-05-6726825d.pth"
 STANDARD_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + STANDARD_NAME
+# fetched beside it by `make weights`, checked and locked the same way: SPADE's VGG19 loss
+# (torchvision's ImageNet VGG19; translate reads it from the weights folder)
+ALSO_FETCHED = {"vgg19-dcbb9e9d.pth": "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"}
 LOCK_PATH = Path(__file__).with_name("weights.lock.json")
 ENV_DIR = "MEDTRANS_WEIGHTS"
 _PREFIX = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$")
@@ -203,10 +206,20 @@ def main(argv: list[str] | None = None) -> int:
             f = fetch(folder, a.url, lock=a.lock)
             how = "matches the pin in" if had_pin else "full sha256 recorded in; commit"
             print(f"ok {f.path} sha256 {f.sha256} ({how} {a.lock or LOCK_PATH})")
+            for name, url in ALSO_FETCHED.items():
+                g = fetch(folder, url, name=name, lock=a.lock)
+                print(f"ok {g.path} sha256 {g.sha256} (locked in {a.lock or LOCK_PATH})")
         else:
             f, pinned = verify(folder, lock=a.lock)
             how = "matches the full pin" if pinned else "prefix only; full hash not pinned yet (run fetch)"
             print(f"ok {f.path} sha256 {f.sha256} ({how})")
+            for name in ALSO_FETCHED:
+                path = folder / name
+                if path.is_file():
+                    check_digest(name, _sha256_cached(path), a.lock, where=path)
+                    print(f"ok {path}")
+                else:
+                    print(f"note: no {path} (SPADE's vgg_loss needs it: `make weights`)")
     except WeightsMissing as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

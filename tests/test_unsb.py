@@ -146,6 +146,19 @@ def test_conditioned_blocks_variant_sees_the_step():
     assert UNSBConfig().conditioned_blocks is False  # off by default (the reference)
 
 
+def test_generator_loss_weights_as_the_reference():
+    """loss_G = GAN + lambda_SB SB + lambda_NCE mean(NCE, NCE_Y), where each NCE already
+    carries lambda_NCE per layer (cyclomon/UNSB `compute_G_loss`: lambda_NCE squared)."""
+    from medtrans.stages.translate.base import Progress
+
+    cfg = UNSBConfig(**TINY_UNSB, lambda_nce=2.0, lambda_sb=3.0)
+    model = get_model("unsb")(cfg, n_classes=3, image_size=SIZE, device=torch.device("cpu"), seed=1)
+    batch = {"a": torch.rand(1, 1, SIZE, SIZE) * 2 - 1, "b": torch.rand(1, 1, SIZE, SIZE) * 2 - 1}
+    out = model.train_step(batch, Progress(0, 0, 1, 1, 0))
+    want = out["G_GAN"] + 3.0 * out["SB"] + 2.0 * 0.5 * (out["NCE"] + out["NCE_Y"])
+    assert out["G"] == pytest.approx(want, rel=1e-5)
+
+
 def test_patch_nce_prefers_the_matching_patch():
     torch.manual_seed(0)
     q = torch.nn.functional.normalize(torch.randn(16, 32), dim=1)

@@ -12,6 +12,7 @@ def task_settings(study: StudyConfig, task: str, model: str) -> Config:
     per_task = getattr(settings, "label_source_tasks", None)
     if per_task and task in per_task:
         update["label_source"] = per_task[task]
-    if task in study.translate.no_flip and settings.augment.flip:
-        update["augment"] = settings.augment.model_copy(update={"flip": False})
+    augment = getattr(settings, "augment", None)
+    if task in study.translate.no_flip and augment is not None and augment.flip:
+        update["augment"] = augment.model_copy(update={"flip": False})
     return settings.model_copy(update=update) if update else settings

@@ -116,7 +116,7 @@ def build(study: StudyConfig, task: str, name: str, seed: int, ctx: UnitContext)
         ctx.work,
         seed,
         accel=settings.accel,
-        augment=settings.augment,
+        augment=getattr(settings, "augment", None),  # a translator without one: unaugmented
         log_every=study.translate.log_every,
         resume=ctx.resumed,
         desc=f"{task}/{name}",

@@ -96,6 +96,8 @@ def test_paper_study_gives_spade_real_label_maps_and_its_vgg_loss(tmp_path, monk
     monkeypatch.setenv("MEDTRANS_WEIGHTS", str(tmp_path))
     with pytest.raises(VGGWeightsMissing, match=r"vgg19-dcbb9e9d\.pth.*make weights"):
         plan(study, RunLayout(tmp_path / "run"), models=("spade",))
+    # a caller that only lists or costs the units can skip the checks
+    assert len(plan(study, RunLayout(tmp_path / "run"), models=("spade",), preflight=False)) == 2
     (tmp_path / "vgg19-dcbb9e9d.pth").write_bytes(b"present")  # the plan checks presence only
     assert len(plan(study, RunLayout(tmp_path / "run"), models=("spade",))) == 2
 

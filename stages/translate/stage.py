@@ -39,15 +39,23 @@ def unit_config(study: StudyConfig, task: str, model: str) -> dict:
 
 
 def plan(
-    study: StudyConfig, layout: RunLayout, models: tuple[str, ...] | None = None, **_filters
+    study: StudyConfig,
+    layout: RunLayout,
+    models: tuple[str, ...] | None = None,
+    preflight: bool = True,
+    **_filters,
 ) -> list[Unit]:
+    """The units; with `preflight` (the default) refuses, before any training, units that
+    could not train properly here (blank source label maps, missing weights). A caller that
+    only lists or costs the units may pass preflight=False."""
     chosen = [m for m in study.translate.models if models is None or m in models]
     check_task_names(study)
     units = []
     for task in study.tasks:
         for model in chosen:
-            check_source_masks(study, task, model, layout)
-            get_model(model).preflight(task_settings(study, task, model))
+            if preflight:
+                check_source_masks(study, task, model, layout)
+                get_model(model).preflight(task_settings(study, task, model))
             seed = derive_seed(study.seed, "translate", task, model)
             units.append(
                 Unit(

@@ -171,7 +171,9 @@ def test_spade_learns_class_intensities_and_keeps_the_source_anatomy(tmp_path):
     280 - 90 = 190, core 280 - 200 = 80 (up to the texture). The untrained model paints
     everything near mid-gray, so the check can fail."""
     expected = {0: 0.0, 1: 190.0, 2: 80.0}
-    settings = {**TINY_SPADE, "lr": 1e-3}
+    # unaugmented: at 32 px the resize-to-36 random crops leave the small core unlearnt after
+    # 120 iterations (measured: core 125 with crops, 89 with flips only, 91 without)
+    settings = {**TINY_SPADE, "lr": 1e-3, "augment": {"crop": False, "flip": False}}
     untrained = stage_scores("spade", {**settings, "schedule": _schedule(2)}, tmp_path / "untrained")
     trained = stage_scores("spade", {**settings, "schedule": _schedule(SPADE_ITERS)}, tmp_path / "trained")
     print("spade untrained", untrained, "trained", trained)

@@ -79,7 +79,7 @@ images: setup wheelhouse ## build the base and one image per stage (VARIANT=cpu|
 	VARIANT=$(VARIANT) WHEELHOUSE=$(WHEELHOUSE) WEIGHTS=$(WEIGHTS) WITH_WEIGHTS=$(WITH_WEIGHTS) \
 		PYTHON=$(BIN)/python docker/scripts/build.sh
 
-weights: setup ## fetch the FID Inception and TotalSegmentator weights (needs internet), checked against the locks
+weights: setup ## fetch the FID Inception, SPADE VGG19 and TotalSegmentator weights (needs internet), checked against the locks
 	BIN=$(BIN) docker/scripts/weights.sh fetch $(WEIGHTS)
 
 weights-verify: setup ## check the weights folder against the sha256 locks, offline

@@ -20,6 +20,7 @@ from test_unsb import (  # noqa: F401
 
 from medtrans.shared.config.translate import Schedule, SPADEConfig
 from medtrans.stages.translate.registry import get_model
+from medtrans.stages.translate.spade import VGGWeightsMissing
 from medtrans.stages.translate.spade_nets import (
     MultiscaleD,
     SPADEGenerator,
@@ -83,7 +84,7 @@ def test_hinge_and_feature_matching_losses():
 def test_vgg_loss_is_optional_and_reads_the_weights_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDTRANS_WEIGHTS", str(tmp_path))
     cls = get_model("spade")
-    with pytest.raises(FileNotFoundError, match="vgg19"):
+    with pytest.raises(VGGWeightsMissing, match="vgg19-dcbb9e9d.pth.*make weights"):
         cls(
             SPADEConfig(**TINY_SPADE, vgg_loss=True),
             n_classes=3,
@@ -170,7 +171,9 @@ def test_spade_learns_class_intensities_and_keeps_the_source_anatomy(tmp_path):
     280 - 90 = 190, core 280 - 200 = 80 (up to the texture). The untrained model paints
     everything near mid-gray, so the check can fail."""
     expected = {0: 0.0, 1: 190.0, 2: 80.0}
-    settings = {**TINY_SPADE, "lr": 1e-3}
+    # unaugmented: at 32 px the resize-to-36 random crops leave the small core unlearnt after
+    # 120 iterations (measured: core 125 with crops, 89 with flips only, 91 without)
+    settings = {**TINY_SPADE, "lr": 1e-3, "augment": {"crop": False, "flip": False}}
     untrained = stage_scores("spade", {**settings, "schedule": _schedule(2)}, tmp_path / "untrained")
     trained = stage_scores("spade", {**settings, "schedule": _schedule(SPADE_ITERS)}, tmp_path / "trained")
     print("spade untrained", untrained, "trained", trained)

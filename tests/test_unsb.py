@@ -23,6 +23,7 @@ from medtrans.stages.translate.data import TrainData, load_split
 from medtrans.stages.translate.registry import get_model
 from medtrans.stages.translate.stage import plan
 from medtrans.stages.translate.unsb_nets import (
+    CondResBlock,
     TimePatchD,
     UNSBGenerator,
     patch_nce_loss,
@@ -82,13 +83,80 @@ def test_networks_shapes_and_nce_layers():
         (32, 8, 8),
         (32, 8, 8),
     ]
-    # the step index conditions the output
-    assert not torch.allclose(G(x, torch.tensor([0, 0]), z), G(x, torch.tensor([4, 4]), z))
     D, E = TimePatchD(1, 8), TimePatchD(4, 8)
     assert D(y, t).shape == (2, 1, 2, 2)
     assert E(torch.cat([x, y], 1), t, torch.cat([x, y], 1)).shape == (2, 1, 2, 2)
     with pytest.raises(ValueError, match="layer"):
         UNSBConfig(n_blocks=2)  # layer 16 needs 5 residual blocks
+
+
+def _reference_generator_parameters(ngf: int, n_blocks: int, n_mlp: int) -> int:
+    """The parameter count of cyclomon/UNSB's `ResnetGenerator_ncsn` (1 channel in and out),
+    layer by layer from its constructor: each `ResnetBlock_cond` holds two 3x3 convs, its
+    `Dense_time`, the `AdaptiveLayer`'s `style_net` and a spare `style` Linear."""
+    d = 4 * ngf
+    conv = lambda cin, cout, k: cin * cout * k * k + cout  # noqa: E731
+    lin = lambda cin, cout: cin * cout + cout  # noqa: E731
+    block = 2 * conv(d, d, 3) + lin(d, d) + 2 * lin(d, 2 * d)
+    encoder = conv(1, ngf, 7) + conv(ngf, 2 * ngf, 3) + conv(2 * ngf, 4 * ngf, 3)
+    decoder = conv(4 * ngf, 2 * ngf, 3) + conv(2 * ngf, ngf, 3) + conv(ngf, 1, 7)
+    z_mapping = (1 + n_mlp) * lin(d, d)
+    time_embed = lin(ngf, d) + lin(d, d)
+    return encoder + n_blocks * block + decoder + z_mapping + time_embed
+
+
+def test_generator_has_the_reference_parameter_count():
+    for ngf, n_blocks, n_mlp in ((64, 9, 3), (8, 2, 3)):
+        G = UNSBGenerator(ngf=ngf, n_blocks=n_blocks, n_mlp=n_mlp)
+        assert sum(p.numel() for p in G.parameters()) == _reference_generator_parameters(ngf, n_blocks, n_mlp)
+    assert _reference_generator_parameters(64, 9, 3) == 14_671_873  # ngf 64, 9 blocks, 1 channel
+
+
+def test_residual_block_computes_the_reference_branch():
+    """x + IN(conv(pad(ReLU(adaptive(IN(x), z))))): the first conv and the time bias are dead,
+    so the generator's output does not depend on the step."""
+    torch.manual_seed(0)
+    block = CondResBlock(8, 8, 8)
+    for p in block.parameters():
+        torch.nn.init.normal_(p, 0, 0.3)
+    x, temb, z = torch.randn(2, 8, 6, 6), torch.randn(2, 8), torch.randn(2, 8)
+    inorm = lambda h: torch.nn.functional.instance_norm(h, eps=1e-5)  # noqa: E731
+    gamma, beta = block.adaptive.style(z)[:, :, None, None].chunk(2, 1)
+    h = torch.relu(gamma * inorm(x) + beta)
+    h = torch.nn.functional.conv2d(
+        torch.nn.functional.pad(h, (1, 1, 1, 1), mode="reflect"), block.conv1.weight, block.conv1.bias
+    )
+    assert torch.allclose(block(x, temb, z), x + inorm(h), atol=1e-5)
+    assert torch.equal(block(x, temb, z), block(x, torch.randn(2, 8), z))  # the step bias is dead
+
+    G = UNSBGenerator(ngf=8, n_blocks=3)
+    xi, zi = torch.randn(2, 1, SIZE, SIZE), torch.randn(2, G.z_dim)
+    assert torch.equal(G(xi, torch.tensor([0, 0]), zi), G(xi, torch.tensor([4, 4]), zi))
+
+
+def test_conditioned_blocks_variant_sees_the_step():
+    """The opt-in variant adds the step bias after the norm, so the output depends on t."""
+    torch.manual_seed(0)
+    G = UNSBGenerator(ngf=8, n_blocks=3, conditioned=True)
+    for p in G.parameters():
+        torch.nn.init.normal_(p, 0, 0.1)
+    x, z = torch.randn(2, 1, SIZE, SIZE), torch.randn(2, G.z_dim)
+    diff = (G(x, torch.tensor([0, 0]), z) - G(x, torch.tensor([4, 4]), z)).abs().max()
+    assert diff > 1e-2
+    assert UNSBConfig().conditioned_blocks is False  # off by default (the reference)
+
+
+def test_generator_loss_weights_as_the_reference():
+    """loss_G = GAN + lambda_SB SB + lambda_NCE mean(NCE, NCE_Y), where each NCE already
+    carries lambda_NCE per layer (cyclomon/UNSB `compute_G_loss`: lambda_NCE squared)."""
+    from medtrans.stages.translate.base import Progress
+
+    cfg = UNSBConfig(**TINY_UNSB, lambda_nce=2.0, lambda_sb=3.0)
+    model = get_model("unsb")(cfg, n_classes=3, image_size=SIZE, device=torch.device("cpu"), seed=1)
+    batch = {"a": torch.rand(1, 1, SIZE, SIZE) * 2 - 1, "b": torch.rand(1, 1, SIZE, SIZE) * 2 - 1}
+    out = model.train_step(batch, Progress(0, 0, 1, 1, 0))
+    want = out["G_GAN"] + 3.0 * out["SB"] + 2.0 * 0.5 * (out["NCE"] + out["NCE_Y"])
+    assert out["G"] == pytest.approx(want, rel=1e-5)
 
 
 def test_patch_nce_prefers_the_matching_patch():
@@ -129,7 +197,9 @@ def train_run(name: str, settings, layout, work: Path, *, seed: int = 5, stop_af
             raise _Stop
 
     with checkpoint.after_save(stop), contextlib.suppress(_Stop):
-        loop.train(model, data, settings.schedule, work, seed, log_every=2, resume=True)
+        loop.train(
+            model, data, settings.schedule, work, seed, augment=settings.augment, log_every=2, resume=True
+        )
     assert stop_after is None or stopped, f"no checkpoint after epoch {stop_after} to interrupt at"
     return model
 

@@ -3,7 +3,8 @@
 # committed sha256 locks, then mounted read-only into the containers (/weights).
 #   docker/scripts/weights.sh fetch  [DIR]   # download (needs internet) + verify (+ lock)
 #   docker/scripts/weights.sh verify [DIR]   # offline check
-# - FID Inception: medtrans.stages.metrics.weights (its lock: stages/metrics/weights.lock.json)
+# - FID Inception and SPADE's VGG19 (vgg19-dcbb9e9d.pth): medtrans.stages.metrics.weights (their lock:
+#   stages/metrics/weights.lock.json)
 # - TotalSegmentator: its own download command into TOTALSEG_HOME_DIR=DIR/totalsegmentator with
 #   usage statistics off; every file under nnunet/results is locked in docker/totalsegmentator.lock
 #   (written by the first fetch; commit it). TOTALSEG_TASKS (default: total) picks the tasks.

@@ -33,6 +33,17 @@ class Acceleration(Config):
     channels_last: bool = False
 
 
+class Augment(Config):
+    """Training-time augmentation, junyanz `get_transform` (`--preprocess resize_and_crop`):
+    resize to load = round(image_size * load_ratio) (286 at 256 px), random crop back to
+    image_size, random horizontal flip. Drawn from (seed, epoch, iteration, sample), so a
+    resumed run sees the same crops; label and foreground masks follow their image."""
+
+    crop: bool = True
+    flip: bool = True
+    load_ratio: float = Field(286 / 256, ge=1.0)
+
+
 class CycleGANConfig(Config):
     """Zhu et al. 2017, junyanz/pytorch-CycleGAN-and-pix2pix defaults."""
 
@@ -47,6 +58,7 @@ class CycleGANConfig(Config):
     pool_size: int = 50
     init_gain: float = 0.02
     schedule: Schedule = Schedule(n_epochs=100, n_epochs_decay=100, batch_size=1)
+    augment: Augment = Augment()
     accel: Acceleration = Acceleration()
 
 
@@ -61,6 +73,7 @@ class MaskGANConfig(CycleGANConfig):
     # per-modality `translate.foreground_threshold`
     mask_threshold: float | None = Field(None, ge=0.0, lt=1.0)
     schedule: Schedule = Schedule(n_epochs=40, n_epochs_decay=40, batch_size=4)
+    augment: Augment = Augment(flip=False)  # its README's training command passes --no_flip
 
 
 class UNSBConfig(Config):
@@ -81,10 +94,14 @@ class UNSBConfig(Config):
     netf_nc: int = Field(256, ge=1)  # PatchNCE projection width
     nce_temperature: float = Field(0.07, gt=0)
     nce_idt: bool = True
+    # off = the reference: its residual blocks ignore the step (their first conv and time
+    # bias are dead); on = an opt-in variant whose blocks add the step bias after the norm
+    conditioned_blocks: bool = False
     init_gain: float = 0.02  # xavier-normal gain
     lr: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
     schedule: Schedule = Schedule(n_epochs=200, n_epochs_decay=200, batch_size=1)
+    augment: Augment = Augment()  # CUT/UNSB base options: resize_and_crop, flips on
     accel: Acceleration = Acceleration()
 
     @model_validator(mode="after")
@@ -113,6 +130,8 @@ class SPADEConfig(Config):
     max_upsampling: int = Field(5, ge=1)
     min_latent: int = Field(4, ge=1)
     label_source: Literal["masks", "foreground"] = "masks"
+    # per-task override, e.g. {spine: foreground} where the source domain has no masks
+    label_source_tasks: dict[str, Literal["masks", "foreground"]] = {}
     lambda_feat: float = 10.0
     vgg_loss: bool = False  # needs ImageNet VGG19 weights from the weights folder
     lambda_vgg: float = 10.0
@@ -122,6 +141,8 @@ class SPADEConfig(Config):
     ttur: bool = True  # TTUR: G lr/2, D lr*2
     betas: tuple[float, float] = (0.0, 0.9)
     schedule: Schedule = Schedule(n_epochs=50, n_epochs_decay=0, batch_size=1)
+    # its custom dataset: resize_and_crop 286 -> 256 with flips, label map and image together
+    augment: Augment = Augment()
     accel: Acceleration = Acceleration()
 
 
@@ -138,6 +159,8 @@ class TranslateConfig(Config):
     # automatic foreground masks (MaskGAN, SPADE label_source: foreground): threshold on the
     # 8-bit image / 255 per modality; MaskGAN's preprocess/main.py uses 10 (MRI) and 50 (CT)
     foreground_threshold: dict[Literal["MR", "CT"], float] = {"MR": 10 / 255, "CT": 50 / 255}
+    # tasks whose training images are never flipped (anatomy that is not left-right symmetric)
+    no_flip: tuple[str, ...] = ()
 
     @field_validator("models")
     @classmethod

@@ -28,6 +28,9 @@ from medtrans.shared.hashing import sha256_file
 
 STANDARD_NAME = "pt_inception-2015-12-05-6726825d.pth"
 STANDARD_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + STANDARD_NAME
+# fetched beside it by `make weights`, checked and locked the same way: SPADE's VGG19 loss
+# (torchvision's ImageNet VGG19; translate reads it from the weights folder)
+ALSO_FETCHED = {"vgg19-dcbb9e9d.pth": "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"}
 LOCK_PATH = Path(__file__).with_name("weights.lock.json")
 ENV_DIR = "MEDTRANS_WEIGHTS"
 _PREFIX = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$")
@@ -214,22 +217,34 @@ def fetch_cmd(
     """Download and verify the standard file (and record its full sha256 on first use)."""
     try:
         had_pin = STANDARD_NAME in read_lock(lock)
-        f = fetch(folder if folder is not None else weights_dir(), url, lock=lock)
+        folder = folder if folder is not None else weights_dir()
+        f = fetch(folder, url, lock=lock)
+        how = "matches the pin in" if had_pin else "full sha256 recorded in; commit"
+        typer.echo(f"ok {f.path} sha256 {f.sha256} ({how} {lock or LOCK_PATH})")
+        for name, extra_url in ALSO_FETCHED.items():
+            g = fetch(folder, extra_url, name=name, lock=lock)
+            typer.echo(f"ok {g.path} sha256 {g.sha256} (locked in {lock or LOCK_PATH})")
     except (WeightsMissing, WeightsMismatch, OSError) as err:
         _fail(err)
-    how = "matches the pin in" if had_pin else "full sha256 recorded in; commit"
-    typer.echo(f"ok {f.path} sha256 {f.sha256} ({how} {lock or LOCK_PATH})")
 
 
 @app.command("verify")
 def verify_cmd(folder: DirOption = None, lock: LockOption = None) -> None:
-    """Offline check of the standard file against its pinned sha256."""
+    """Offline check of the standard file (and VGG19, where present) against the pinned sha256."""
     try:
-        f, pinned = verify(folder if folder is not None else weights_dir(), lock=lock)
+        folder = folder if folder is not None else weights_dir()
+        f, pinned = verify(folder, lock=lock)
+        how = "matches the full pin" if pinned else "prefix only; full hash not pinned yet (run fetch)"
+        typer.echo(f"ok {f.path} sha256 {f.sha256} ({how})")
+        for name in ALSO_FETCHED:
+            path = folder / name
+            if path.is_file():
+                check_digest(name, _sha256_cached(path), lock, where=path)
+                typer.echo(f"ok {path}")
+            else:
+                typer.echo(f"note: no {path} (SPADE's vgg_loss needs it: `make weights`)")
     except (WeightsMissing, WeightsMismatch, OSError) as err:
         _fail(err)
-    how = "matches the full pin" if pinned else "prefix only; full hash not pinned yet (run fetch)"
-    typer.echo(f"ok {f.path} sha256 {f.sha256} ({how})")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,9 @@ class Translator:
     name: ClassVar[str] = ""
     uses_masks: ClassVar[bool] = False  # needs mask_a / mask_b (label maps) to translate
     uses_foreground: ClassVar[bool] = False  # uses fg_a / fg_b (automatic foreground)
+    # what one epoch passes over once: "both" = max(|A|, |B|) images (the unpaired
+    # references), "target" = the target (label map, image) pairs (SPADE's trainer)
+    epoch_over: ClassVar[str] = "both"
 
     def __init__(self, config: Any, *, n_classes: int, image_size: int, device: torch.device, seed: int):
         self.config = config
@@ -54,6 +57,17 @@ class Translator:
         self.device = torch.device(device)
         self.seed = seed
         self.bf16 = False  # set by the loop from config.accel on CUDA
+
+    @classmethod
+    def needs_source_masks(cls, config: Any) -> bool:
+        """Whether translating reads the SOURCE slices' label masks (checked before training:
+        a slice without one would be translated from a blank map)."""
+        return cls.uses_masks
+
+    @classmethod
+    def preflight(cls, config: Any) -> None:
+        """Refuse, when the unit is planned, settings that cannot train here (missing
+        weights files); raises with the file and the fix. Cheap: no hashing."""
 
     # -- the contract -------------------------------------------------------------------
     def networks(self) -> dict[str, nn.Module]:

@@ -82,20 +82,34 @@ class TrainData:
         b, mask_b, fg_b = self.target.tensors(idx_b, device)
         return {"a": a, "b": b, "mask_a": mask_a, "mask_b": mask_b, "fg_a": fg_a, "fg_b": fg_b}
 
-    def iters_per_epoch(self, batch_size: int, override: int | None) -> int:
-        """The references' epoch: max(|A|, |B|) images (junyanz UnalignedDataset)."""
+    def iters_per_epoch(self, batch_size: int, override: int | None, over: str = "both") -> int:
+        """The references' epoch: max(|A|, |B|) images (junyanz UnalignedDataset), or one
+        pass over the target pairs (`over="target"`: SPADE's paired dataset)."""
         if override:
             return override
-        return -(-max(len(self.source), len(self.target)) // batch_size)
+        n = len(self.target) if over == "target" else max(len(self.source), len(self.target))
+        return -(-n // batch_size)
+
+
+def _passes(rng: np.random.Generator, n: int, count: int) -> np.ndarray:
+    """`count` indices from successive permutations of range(n)."""
+    reps = -(-count // n)
+    return np.concatenate([rng.permutation(n) for _ in range(reps)])[:count]
 
 
 def pair_indices(
-    seed: int, epoch: int, n_source: int, n_target: int, iters: int, batch_size: int
+    seed: int, epoch: int, n_source: int, n_target: int, iters: int, batch_size: int, over: str = "both"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(iters, batch_size) source and target indices for one epoch, a pure function of its args."""
+    """(iters, batch_size) source and target indices for one epoch, a pure function of its args.
+
+    over "both": source permutations, each with a uniformly random target (unpaired);
+    "target": target permutations (each target pair once per pass), source uniformly random."""
     rng = np.random.default_rng(derive_seed(seed, "pairs", epoch))
     count = iters * batch_size
-    reps = -(-count // n_source)
-    src = np.concatenate([rng.permutation(n_source) for _ in range(reps)])[:count]
-    tgt = rng.integers(0, n_target, size=count)
+    if over == "target":
+        tgt = _passes(rng, n_target, count)
+        src = rng.integers(0, n_source, size=count)
+    else:
+        src = _passes(rng, n_source, count)
+        tgt = rng.integers(0, n_target, size=count)
     return src.reshape(iters, batch_size), tgt.reshape(iters, batch_size)

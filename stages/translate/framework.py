@@ -11,6 +11,11 @@ package `stages/translate/<name>/` whose `__init__` imports the class), register
 - `data.py`      reads `preprocess/<task>/` (SliceIndex) into memory: images in [-1, 1],
                  label masks, automatic foreground masks; the seeded unpaired pairing
                  (`pair_indices`) and batch assembly (`TrainData.batch`).
+- `augment.py`   the references' resize-crop-flip augmentation, drawn per (seed, epoch,
+                 domain), applied by the loop to each batch (`augment:` per model).
+- `labels.py`    refuses, when planned, a unit that would translate source slices from blank
+                 label maps (SPADE on `label_source: masks` without source masks).
+- `settings.py`  a model's settings as they apply to one task (per-task overrides).
 - `foreground.py` automatic foreground masks (threshold, opening, hole filling, largest
                  component), used by MaskGAN and SPADE's `label_source: foreground`.
 - `nets.py`      building blocks the references share: the ResNet generator, weight init
@@ -26,7 +31,7 @@ package `stages/translate/<name>/` whose `__init__` imports the class), register
 A model's contract (see `Translator`):
 
     class MyModel(Translator):
-        name = "mymodel"; uses_masks = False; uses_foreground = False
+        name = "mymodel"; uses_masks = False; uses_foreground = False; epoch_over = "both"
         def __init__(self, config, *, n_classes, image_size, device, seed): ...
         def networks(self) -> dict[str, nn.Module]        # every network (checkpointed)
         def optimizers(self) -> dict[str, Optimizer]      # the loop adds the lr schedulers
@@ -34,6 +39,8 @@ A model's contract (see `Translator`):
         def translate(self, a, mask_a=None, fg_a=None) -> Tensor    # (B,1,H,W) in [-1, 1]
         def extra_state(self) / load_extra_state(state)   # image pools, own generators
         def panels(self, a, mask_a=None, fg_a=None) -> dict[str, Tensor]  # optional, samples.png
+        @classmethod needs_source_masks(config) -> bool   # translating reads source label maps
+        @classmethod preflight(config)                    # refuse at plan time (missing weights)
 
 Batch keys (`data.BATCH_KEYS`), all on the model's device:
     a, b            (B,1,H,W) float32 in [-1, 1]: source image, unpaired target image

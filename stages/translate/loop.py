@@ -23,8 +23,9 @@ import numpy as np
 import torch
 
 from medtrans.shared import checkpoint
-from medtrans.shared.config.translate import Acceleration, Schedule
+from medtrans.shared.config.translate import Acceleration, Augment, Schedule
 from medtrans.shared.log import get_logger, progress
+from medtrans.stages.translate import augment as aug
 from medtrans.stages.translate.base import Progress, Translator
 from medtrans.stages.translate.data import TrainData, pair_indices
 
@@ -129,6 +130,7 @@ class _Run:
     log_every: int
     channels_last: bool
     bar: object  # the progress bar (set_postfix when it has one)
+    augment: Augment | None = None  # None: the slices as they are
 
     @property
     def total_epochs(self) -> int:
@@ -163,8 +165,10 @@ def _interned(obj):
     return obj
 
 
-def _batch(run: _Run, idx_a, idx_b) -> dict[str, torch.Tensor]:
+def _batch(run: _Run, idx_a, idx_b, draws, i: int) -> dict[str, torch.Tensor]:
     batch = run.data.batch(idx_a, idx_b, run.model.device)
+    if draws is not None:
+        batch = aug.augment_batch(batch, run.augment, draws, i)
     if run.channels_last:
         batch = {
             k: (v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v)
@@ -177,13 +181,26 @@ def _epoch(run: _Run, epoch: int, losses: LossLog, ticks) -> dict[str, float]:
     """One epoch of updates; returns the last step's losses."""
     s = run.schedule
     idx_a, idx_b = pair_indices(
-        run.seed, epoch, len(run.data.source), len(run.data.target), run.iters, s.batch_size
+        run.seed,
+        epoch,
+        len(run.data.source),
+        len(run.data.target),
+        run.iters,
+        s.batch_size,
+        run.model.epoch_over,
     )
+    draws = None
+    if run.augment is not None and aug.active(run.augment):
+        size = run.data.source.images.shape[-1]
+        draws = tuple(
+            aug.epoch_draws(run.augment, size, run.seed, epoch, d, run.iters, s.batch_size)
+            for d in ("source", "target")
+        )
     last: dict[str, float] = {}
     for i in range(run.iters):
         next(ticks, None)
         prog = Progress(epoch * run.iters + i, epoch, run.iters, s.n_epochs, s.n_epochs_decay)
-        last = run.model.train_step(_batch(run, idx_a[i], idx_b[i]), prog)
+        last = run.model.train_step(_batch(run, idx_a[i], idx_b[i], draws, i), prog)
         losses.add(last)
         n_it = prog.iteration + 1
         if n_it % run.log_every == 0 or n_it == run.total_epochs * run.iters:
@@ -203,14 +220,16 @@ def train(
     seed: int,
     *,
     accel: Acceleration | None = None,
+    augment: Augment | None = None,
     log_every: int = 10,
     resume: bool = True,
     desc: str = "train",
 ) -> LoopResult:
-    """Train `model` for the schedule; resume from `work/checkpoints/last.pt` when present."""
+    """Train `model` for the schedule; resume from `work/checkpoints/last.pt` when present.
+    `augment` None trains on the slices as they are."""
     accel = accel or Acceleration()
     prepare(model, accel)
-    iters = data.iters_per_epoch(schedule.batch_size, schedule.iters_per_epoch)
+    iters = data.iters_per_epoch(schedule.batch_size, schedule.iters_per_epoch, model.epoch_over)
     total_epochs = schedule.n_epochs + schedule.n_epochs_decay
     schedulers = make_schedulers(model, schedule)
     objects = checkpoint.Resumable(model.networks(), model.optimizers(), schedulers)
@@ -227,7 +246,7 @@ def train(
         range(start_iter, total_epochs * iters), desc, total=total_epochs * iters, initial=start_iter
     )
     channels_last = model.device.type == "cuda" and accel.channels_last
-    run = _Run(model, data, schedule, seed, iters, log_every, channels_last, bar)
+    run = _Run(model, data, schedule, seed, iters, log_every, channels_last, bar, augment)
     ticks, last = iter(bar), {}
     for epoch in range(start_epoch, total_epochs):
         last = _epoch(run, epoch, losses, ticks)

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from medtrans.shared.config.translate import SPADEConfig
 from medtrans.shared.seeding import derive_seed
+from medtrans.shared.stage import StageInputError
 from medtrans.stages.translate.base import Progress, Translator
 from medtrans.stages.translate.registry import register
 from medtrans.stages.translate.spade_nets import (
@@ -42,17 +43,27 @@ def weights_dir() -> Path:
     return Path(os.environ.get("MEDTRANS_WEIGHTS", "weights"))
 
 
+class VGGWeightsMissing(StageInputError):
+    """SPADE's VGG loss is on and its weights file is not in the weights folder."""
+
+
+def vgg_weights_present(config: SPADEConfig) -> Path:
+    """The VGG19 file's path; raises VGGWeightsMissing (naming it and `make weights`) when absent."""
+    path = weights_dir() / config.vgg_weights
+    if not path.is_file():
+        raise VGGWeightsMissing(
+            f"SPADE vgg_loss is on but the ImageNet VGG19 weights are missing: expected {path} "
+            "(torchvision's vgg19-dcbb9e9d.pth; run `make weights`, or set translate.spade.vgg_loss: false)"
+        )
+    return path
+
+
 def vgg_weights_path(config: SPADEConfig) -> Path:
     """The VGG19 file, checked: present, and its sha256 starts with the 8 hex digits that
     torchvision puts in the file name (vgg19-dcbb9e9d.pth)."""
     import hashlib
 
-    path = weights_dir() / config.vgg_weights
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"SPADE vgg_loss is on but the ImageNet VGG19 weights are missing: expected {path} "
-            "(torchvision's vgg19-dcbb9e9d.pth; run `make weights`, or set translate.spade.vgg_loss: false)"
-        )
+    path = vgg_weights_present(config)
     stem = Path(config.vgg_weights).stem
     prefix = stem.rsplit("-", 1)[-1] if "-" in stem else ""
     if len(prefix) == 8:
@@ -72,6 +83,7 @@ def vgg_weights_path(config: SPADEConfig) -> Path:
 class SPADE(Translator):
     uses_masks = True
     uses_foreground = True  # for `label_source: foreground`
+    epoch_over = "target"  # its trainer's epoch: one pass over the target (label map, image) pairs
 
     def __init__(
         self, config: SPADEConfig, *, n_classes: int, image_size: int, device: torch.device, seed: int
@@ -96,6 +108,15 @@ class SPADE(Translator):
             "G": torch.optim.Adam(self.G.parameters(), lr=g_lr, betas=betas),
             "D": torch.optim.Adam(self.D.parameters(), lr=d_lr, betas=betas),
         }
+
+    @classmethod
+    def preflight(cls, config: SPADEConfig) -> None:
+        if config.vgg_loss:
+            vgg_weights_present(config)
+
+    @classmethod
+    def needs_source_masks(cls, config: SPADEConfig) -> bool:
+        return config.label_source == "masks"
 
     def networks(self) -> dict[str, nn.Module]:
         return {"G": self.G, "D": self.D}

@@ -6,6 +6,7 @@ from functools import partial
 import torch
 
 from medtrans.shared.config import StudyConfig
+from medtrans.shared.config.study import StudyError
 from medtrans.shared.dataset import SliceIndex
 from medtrans.shared.device import resolve_device
 from medtrans.shared.layout import RunLayout
@@ -14,7 +15,9 @@ from medtrans.shared.seeding import derive_seed, seed_everything
 from medtrans.shared.stage import Unit, UnitContext
 from medtrans.stages.translate import infer, loop
 from medtrans.stages.translate.data import DEFAULT_FG_THRESHOLD, TrainData, load_split
+from medtrans.stages.translate.labels import check_source_masks
 from medtrans.stages.translate.registry import get_model
+from medtrans.stages.translate.settings import task_settings
 
 VERSION = "1"
 log = get_logger("medtrans.translate")
@@ -24,7 +27,7 @@ def unit_config(study: StudyConfig, task: str, model: str) -> dict:
     """The part of the study a translator's output depends on (digested into its manifest)."""
     return {
         "model": model,
-        "settings": study.part("translate", model),
+        "settings": task_settings(study, task, model).model_dump(mode="json"),
         "sample_grid": study.translate.sample_grid,
         "log_every": study.translate.log_every,
         "foreground_threshold": study.part("translate", "foreground_threshold"),
@@ -36,12 +39,23 @@ def unit_config(study: StudyConfig, task: str, model: str) -> dict:
 
 
 def plan(
-    study: StudyConfig, layout: RunLayout, models: tuple[str, ...] | None = None, **_filters
+    study: StudyConfig,
+    layout: RunLayout,
+    models: tuple[str, ...] | None = None,
+    preflight: bool = True,
+    **_filters,
 ) -> list[Unit]:
+    """The units; with `preflight` (the default) refuses, before any training, units that
+    could not train properly here (blank source label maps, missing weights). A caller that
+    only lists or costs the units may pass preflight=False."""
     chosen = [m for m in study.translate.models if models is None or m in models]
+    check_task_names(study)
     units = []
     for task in study.tasks:
         for model in chosen:
+            if preflight:
+                check_source_masks(study, task, model, layout)
+                get_model(model).preflight(task_settings(study, task, model))
             seed = derive_seed(study.seed, "translate", task, model)
             units.append(
                 Unit(
@@ -60,6 +74,18 @@ def plan(
     return units
 
 
+def check_task_names(study: StudyConfig) -> None:
+    """Per-task translate settings must name tasks of the study."""
+    named = {"translate.no_flip": study.translate.no_flip}
+    named["translate.spade.label_source_tasks"] = tuple(study.translate.spade.label_source_tasks)
+    for key, tasks in named.items():
+        unknown = [t for t in tasks if t not in study.tasks]
+        if unknown:
+            raise StudyError(
+                f"{key}: unknown task(s) {', '.join(unknown)}; the study's tasks are {', '.join(study.tasks)}"
+            )
+
+
 def foreground_thresholds(study: StudyConfig, task: str, settings) -> tuple[float, float]:
     """Source and target thresholds of the automatic foreground masks."""
     override = getattr(settings, "mask_threshold", None)
@@ -73,7 +99,8 @@ def foreground_thresholds(study: StudyConfig, task: str, settings) -> tuple[floa
 
 
 def build(study: StudyConfig, task: str, name: str, seed: int, ctx: UnitContext) -> None:
-    settings = study.translate.settings(name)
+    settings = task_settings(study, task, name)
+    check_source_masks(study, task, name, ctx.layout)  # the index is there now: refuse before training
     size = study.preprocess.image_size
     n_classes = len(study.tasks[task].structures) + 1
     device = resolve_device(study.device)
@@ -97,6 +124,7 @@ def build(study: StudyConfig, task: str, name: str, seed: int, ctx: UnitContext)
         ctx.work,
         seed,
         accel=settings.accel,
+        augment=getattr(settings, "augment", None),  # a translator without one: unaugmented
         log_every=study.translate.log_every,
         resume=ctx.resumed,
         desc=f"{task}/{name}",

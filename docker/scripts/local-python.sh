@@ -4,8 +4,9 @@
 # an error with the alternatives. Prints the interpreter on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-read -r lo hi < <(sed -nE 's/^requires-python = ">=3\.([0-9]+),<3\.([0-9]+)".*/\1 \2/p' pyproject.toml)
-[ -n "${hi:-}" ] || { echo "error: pyproject.toml's requires-python is not of the form \">=3.X,<3.Y\"" >&2; exit 2; }
+spec=$(sed -nE 's/^requires-python = ">=3\.([0-9]+),<3\.([0-9]+)".*/\1 \2/p' pyproject.toml)
+lo=${spec% *} hi=${spec#* }
+[ -n "$spec" ] || { echo "error: pyproject.toml's requires-python is not of the form \">=3.X,<3.Y\"" >&2; exit 2; }
 range="3.$lo to 3.$((hi - 1))"
 seen=()
 for py in ${PYTHON:-python3.11 python3.12 python3}; do

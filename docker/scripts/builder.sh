@@ -15,10 +15,16 @@ if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
     from=$(docker/scripts/base-image.sh)
     echo "builder: $IMAGE FROM $from" >&2
     mkdir -p build/docker
+    # the build context: the Dockerfile and the CAs the host's pip trusts (a proxy's, a private one)
+    ctx=$(mktemp -d "${TMPDIR:-/tmp}/medtrans-builder.XXXXXX")
+    cp docker/builder/Dockerfile "$ctx/"
+    : > "$ctx/extra-ca.pem"
+    for ca in ${PIP_CERT:-} ${SSL_CERT_FILE:-} ${REQUESTS_CA_BUNDLE:-}; do [ -f "$ca" ] && cat "$ca" >> "$ctx/extra-ca.pem"; done
     DOCKER_BUILDKIT=${DOCKER_BUILDKIT:-0} docker build --network host --quiet --tag "$IMAGE" \
         --build-arg BASE_IMAGE="$from" --build-arg VERSION="$version" \
-        --label "org.medtrans.base-image=$from" docker/builder > build/docker/builder.log 2>&1 \
-        || { tail -30 build/docker/builder.log >&2; echo "builder: $IMAGE failed (build/docker/builder.log)" >&2; exit 1; }
+        --label "org.medtrans.base-image=$from" "$ctx" > build/docker/builder.log 2>&1 \
+        || { rm -rf "$ctx"; tail -30 build/docker/builder.log >&2; echo "builder: $IMAGE failed (build/docker/builder.log)" >&2; exit 1; }
+    rm -rf "$ctx"
 fi
 [ "${1:-}" = --image ] && { echo "$IMAGE"; exit 0; }
 args=(--rm --network host --user "$(id -u):$(id -g)" -e HOME=/tmp -e SOURCE_DATE_EPOCH -v "$ROOT:/src:ro")

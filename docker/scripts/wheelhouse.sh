@@ -40,8 +40,9 @@ if [ "$TORCH_VARIANT" = cuda ]; then
     # PyPI's Linux torch wheel is the CUDA build; its CUDA runtime comes as pinned nvidia-* wheels.
     sed -i -E 's/^torch==([0-9.]+)\+cpu$/torch==\1/' "$tmp/constraints.txt"
     export PIP_FIND_LINKS=""   # a local CPU wheel folder would otherwise win (2.13.0+cpu > 2.13.0)
-elif [ "$mode" = container ]; then
-    index=(--extra-index-url "${TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}")  # torch ...+cpu
+elif [ "$mode" = container ] && [ -n "${TORCH_CPU_INDEX-https://download.pytorch.org/whl/cpu}" ]; then
+    # torch ...+cpu lives on PyTorch's index (TORCH_CPU_INDEX= where PIP_FIND_LINKS holds it)
+    index=(--extra-index-url "${TORCH_CPU_INDEX-https://download.pytorch.org/whl/cpu}")
 fi
 
 echo "wheelhouse: pinned wheels for medtrans[$EXTRAS] (torch $TORCH_VARIANT, $mode) -> $WH/"

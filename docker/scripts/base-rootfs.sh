@@ -15,10 +15,25 @@ if [ -z "${MIRROR:-}" ]; then
              | grep -v security | head -n1 | tr -d ' ' || true)
     MIRROR=${MIRROR:-http://deb.debian.org/debian}
 fi
-command -v debootstrap >/dev/null || {
-    echo "base-rootfs: debootstrap missing; installing it (apt-get)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap >/dev/null
+cannot() {
+    cat >&2 <<MSG
+error: base-rootfs: $1.
+  The base image is made with debootstrap where no registry answers; debootstrap needs root.
+  Either install it and run this once as root (Debian/Ubuntu: sudo apt-get install debootstrap;
+  RHEL-like: sudo dnf install epel-release && sudo dnf install debootstrap), e.g. sudo make images,
+  or let a registry answer (the official images of docker/base/images.pin), or give any
+  Debian/Ubuntu image: make images BASE_IMAGE=<image>, or load an archive: make restore ARCHIVE=<dir>
+MSG
+    exit 2
 }
+if ! command -v debootstrap >/dev/null; then
+    [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || cannot "debootstrap is missing and cannot be installed here (needs root and apt-get)"
+    echo "base-rootfs: debootstrap missing; installing it (apt-get)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap >/dev/null \
+        || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap >/dev/null; } \
+        || cannot "apt-get install debootstrap failed"
+fi
+[ "$(id -u)" = 0 ] || cannot "debootstrap is here but needs root (this is uid $(id -u))"
 root=$(mktemp -d "${TMPDIR:-/tmp}/medtrans-rootfs.XXXXXX")
 trap 'rm -rf "$root"' EXIT
 echo "base-rootfs: debootstrap --variant=minbase $SUITE from $MIRROR"

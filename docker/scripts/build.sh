@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# Build the medtrans images: one base (Python 3.11, torch, core pins) and one thin image per
+# Build the medtrans images: one base (the base image's Python 3, torch, core pins) and one thin image per
 # stage and per translator (docker/stage/Dockerfile, one target each), all from the wheelhouse
 # (never a package index or a registry).
 #   docker/scripts/build.sh [STAGE...]
-# env: VARIANT=cpu|cuda  BASE_IMAGE=<image>  TAG=<tag>  WHEELHOUSE=wheelhouse  WITH_WEIGHTS=0|1
-#      WEIGHTS=weights  PYTHON=.venv/bin/python
+# env: VARIANT=cpu|cuda  BASE_IMAGE=<image>|debootstrap  TAG=<tag>  WHEELHOUSE=wheelhouse
+#      WITH_WEIGHTS=0|1  WEIGHTS=weights  PYTHON=.venv/bin/python (builds medtrans's wheel where it
+#      has setuptools; else the builder container does)  HOST_PYTHON=python3 (any >= 3.9)
 # Writes build/docker/images-<TAG>.tsv: image, id, build seconds.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 PY=${PYTHON:-.venv/bin/python}
-[ -x "$PY" ] || PY=python3
+[ -x "$PY" ] || PY=${HOST_PYTHON:-python3}
 case $PY in /*) ;; */*) PY=$ROOT/$PY ;; *) PY=$(command -v "$PY") ;; esac
 # The images and each one's extra, command and labels: shared/catalogue/stages.py (any python3).
 field() { "$PY" shared/catalogue/stages.py image "$1" "$2"; }
@@ -35,10 +36,8 @@ TSV=$OUT/images-$TAG.tsv
 have=$(cat "$WH/TORCH_VARIANT" 2>/dev/null || echo cpu)
 [ "$have" = "$VARIANT" ] || { echo "build: $WH holds torch $have wheels, VARIANT=$VARIANT; run \`make wheelhouse VARIANT=$VARIANT\`" >&2; exit 2; }
 
-if [ -z "${BASE_IMAGE:-}" ]; then
-    BASE_IMAGE=medtrans/debian:bookworm-minbase
-    docker/scripts/base-rootfs.sh "$BASE_IMAGE"
-fi
+# the official image pinned by digest where a registry answers, else debootstrap (one line says which)
+BASE_IMAGE=$(VARIANT=$VARIANT docker/scripts/base-image.sh)
 
 # medtrans's own wheel, from a clean copy of the sources, with fixed zip timestamps so the same
 # code gives the same sha256 (and the stage layers stay cached while the code does not change).
@@ -48,8 +47,14 @@ cleanup() { [ -z "$server_pid" ] || kill "$server_pid" 2>/dev/null || true; rm -
 trap cleanup EXIT
 mkdir -p "$serve/src" "$serve/medtrans"
 tar -c --exclude='__pycache__' --exclude='*.pyc' shared stages setup.py pyproject.toml README.md | tar -x -C "$serve/src"
-( cd "$serve/src" && SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-315532800} "$PY" -m pip wheel --quiet --no-deps \
-      --no-build-isolation --wheel-dir "$serve/medtrans" . ) >"$OUT/wheel.log" 2>&1 || { cat "$OUT/wheel.log" >&2; exit 1; }
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-315532800}
+if "$PY" -c 'import setuptools, wheel' 2>/dev/null; then
+    ( cd "$serve/src" && "$PY" -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir "$serve/medtrans" . )
+else  # no build tools on the host: the builder container (the base image's Python, setuptools)
+    chmod a+rwx "$serve/medtrans"
+    VARIANT=$VARIANT docker/scripts/builder.sh -v "$serve/src:/medtrans-src:ro" -v "$serve/medtrans:/out" -- bash -ec \
+        'cp -a /medtrans-src /tmp/src && cd /tmp/src && pip wheel --quiet --no-deps --no-build-isolation --wheel-dir /out .'
+fi >"$OUT/wheel.log" 2>&1 || { cat "$OUT/wheel.log" >&2; exit 1; }
 wheel=$(ls "$serve"/medtrans/medtrans-*.whl)
 source_digest=$(docker/scripts/source-digest.sh)
 wheel_sha=$(sha256sum "$wheel" | cut -d' ' -f1)
@@ -94,7 +99,7 @@ base_revision=base-$(printf '%s\n' "$BASE_IMAGE" "$core" "$(cat docker/base/Dock
 build "medtrans/base:$TAG" "$base_revision" docker/base \
     --build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg TORCH_VARIANT="$VARIANT" \
     --build-arg WHEELHOUSE_URL="$URL/wheelhouse/" \
-    --build-arg CORE_REQUIREMENTS="$core"
+    --build-arg CORE_REQUIREMENTS="$core" --label "org.medtrans.base-image=$BASE_IMAGE"
 for stage in "${STAGES[@]}"; do
     build "medtrans/$stage:$TAG" "$REVISION" docker/stage --target "$stage" \
         --build-arg BASE="medtrans/base:$TAG" \

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 PY=${PYTHON:-.venv/bin/python}
-[ -x "$PY" ] || PY=python3
+[ -x "$PY" ] || PY=${HOST_PYTHON:-python3}   # any python3 >= 3.9: only the standard library is used
 study=${1:?usage: compose-run.sh STUDY_FILE [--gpu]}
 profile=cpu suffix=""
 [ "${2:-}" = --gpu ] && { profile=gpu; suffix=-gpu; }
@@ -18,7 +18,9 @@ profile=cpu suffix=""
 version=$("$PY" docker/scripts/requirements.py --version)
 export MEDTRANS_TAG=${MEDTRANS_TAG:-$version-$([ $profile = gpu ] && echo cuda || echo cpu)}
 export MEDTRANS_STUDY=$(realpath "$study")
-export MEDTRANS_STUDY_NAME=$("$PY" -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["name"])' "$study")
+# the study's top-level `name:` (a plain word: the config refuses others), without PyYAML
+export MEDTRANS_STUDY_NAME=$(sed -nE 's/^name:[[:space:]]*["'"'"']?([A-Za-z0-9_.-]+)["'"'"']?[[:space:]]*(#.*)?$/\1/p' "$study" | head -n1)
+[ -n "$MEDTRANS_STUDY_NAME" ] || { echo "compose-run: $study has no top-level \`name: <word>\`" >&2; exit 2; }
 export MEDTRANS_DATA=$(realpath -m "${MEDTRANS_DATA:-data}")
 export MEDTRANS_WEIGHTS_DIR=$(realpath -m "${MEDTRANS_WEIGHTS_DIR:-weights}")
 mkdir -p "$MEDTRANS_DATA" "$MEDTRANS_WEIGHTS_DIR"

@@ -156,19 +156,26 @@ def test_torch_fidelity_parity(net_file, images, ours):
 
 
 def test_features_do_not_depend_on_the_micro_batch(net_file, images, ours, monkeypatch):
-    """On a CPU the network takes CPU_MICRO_BATCH images at a time for speed; the features must be
-    bit-identical to one pass over the whole set and to uneven splits (what the parity above and
-    the bench's throughput ratio rest on)."""
+    """On a CPU the network takes CPU_MICRO_BATCH images at a time for speed. The features of one
+    pass over the whole set and of uneven splits must agree within the parity bound (1e-4 of the
+    feature scale): oneDNN computes each image on its own on some CPUs (bit-identical on an
+    AVX-512 Xeon) but blocks the batch on others (an AVX2 EPYC moves them by ~1e-5 of the
+    scale). The same micro-batch twice is bit-identical (what the stage's determinism rests on)."""
     assert features.CPU_MICRO_BATCH < N  # `ours` was computed in several micro-batches
     net = load_inception(net_file, "cpu")
     for conv in ("pytorch-fid", "torch-fidelity"):
+        ref = ours[conv][0]
+        again = extract_features(net, images[0], conv, batch_size=N, progress=False)
+        np.testing.assert_array_equal(again.pool, ref.pool)
+        np.testing.assert_array_equal(again.logits, ref.logits)
         monkeypatch.setattr(features, "CPU_MICRO_BATCH", N)
         whole = extract_features(net, images[0], conv, batch_size=N, progress=False)
         monkeypatch.setattr(features, "CPU_MICRO_BATCH", 3)
         uneven = extract_features(net, images[0], conv, batch_size=5, progress=False)  # 3+2, 3
+        monkeypatch.undo()
         for got in (whole, uneven):
-            np.testing.assert_array_equal(got.pool, ours[conv][0].pool)
-            np.testing.assert_array_equal(got.logits, ours[conv][0].logits)
+            for a, b in ((got.pool, ref.pool), (got.logits, ref.logits)):
+                np.testing.assert_allclose(a, b, rtol=0, atol=1e-4 * float(np.abs(b).max()))
 
 
 def test_conventions_give_different_numbers(ours):

@@ -184,7 +184,7 @@ def test_a_new_translator_is_one_catalogue_entry_for_compose_and_the_dockerfile(
     devices = services["toygan-gpu"]["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["device_ids"] == ["5"] and devices[0]["capabilities"] == ["gpu"]
     assert services["toygan"]["image"].startswith("medtrans/toygan:")
-    assert services["toygan"]["environment"] == {"MEDTRANS_IMAGE_ID": ""}
+    assert services["toygan"]["environment"] == {"MEDTRANS_IMAGE_ID": "", "MEDTRANS_SIGNING_KEY": ""}
     dockerfile = generate.dockerfile_text(cat, generate.DOCKERFILE.read_text())
     assert (
         'FROM stage AS toygan\nENTRYPOINT ["/opt/venv/bin/medtrans", "translate", "toygan"]\n' in dockerfile

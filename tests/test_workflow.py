@@ -131,6 +131,23 @@ def test_docker_command_has_exactly_the_isolation_of_compose(tmp_path):
     assert (tmp_path / "data").is_dir()  # created like compose's create_host_path
 
 
+def test_secrets_reach_the_containers_by_name_only(tmp_path):
+    """compose gives every stage the signing key and preprocess the pseudonym key; a workflow
+    job passes them by name (`--env NAME`), so no key value is ever on a command line."""
+    compose = ROOT / "compose.yaml"
+    pre = container.service(compose, "preprocess")
+    assert {"MEDTRANS_SIGNING_KEY", "MEDTRANS_PSEUDONYM_KEY"} <= set(pre["environment"])
+    svc = container.service(compose, "segment")
+    assert "MEDTRANS_SIGNING_KEY" in svc["environment"]
+    assert "MEDTRANS_PSEUDONYM_KEY" not in svc["environment"]
+    env = {"MEDTRANS_STUDY": str(tmp_path / "s.yaml"), "MEDTRANS_DATA": str(tmp_path / "data")}
+    mounts = container.mounts(pre, compose, env, tmp_path / "run")
+    argv = container.docker_argv(pre, mounts, "img", "id", [], [])
+    for name in ("MEDTRANS_SIGNING_KEY", "MEDTRANS_PSEUDONYM_KEY"):
+        assert argv[argv.index(name) - 1] == "--env"
+    assert not any("KEY=" in a for a in argv)
+
+
 def test_compose_interpolation_takes_defaults_for_unset_or_empty():
     assert container.interpolate("a/${X:-dflt}/${Y}", {"X": ""}) == "a/dflt/"
     assert container.interpolate("${X:-dflt}", {"X": "set"}) == "set"

@@ -46,7 +46,10 @@ for stage in "${stages[@]}"; do
     t0=$SECONDS
     rc=0
     compose run --no-deps --name "$name" "$service" || rc=$?
-    docker inspect "$name" > "$RECORDS/$service.inspect.json" 2>/dev/null || true
+    # the record keeps how the container ran, never the secrets it was given
+    docker inspect "$name" 2>/dev/null \
+        | sed -E 's/"(MEDTRANS_(SIGNING|PSEUDONYM)_KEY)=[^"]+"/"\1=<redacted>"/g' \
+        > "$RECORDS/$service.inspect.json" || true
     docker rm "$name" >/dev/null 2>&1 || true
     printf '%s\t%s\t%s\t%s\n' "$service" "$id" "$rc" "$((SECONDS - t0))" >> "$RECORDS/stages.tsv"
     if [ "$rc" != 0 ]; then

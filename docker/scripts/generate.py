@@ -154,7 +154,11 @@ def _service(img, profile: str, version: str) -> list[str]:
         f"    image: medtrans/{img.name}:${{MEDTRANS_TAG:-{version}-{variant}}}",
         "    environment:",
         f"      MEDTRANS_IMAGE_ID: ${{MEDTRANS_IMAGE_ID_{img.name.upper()}:-}}",
+        # secrets from the host's environment, never from a file in the run volume
+        "      MEDTRANS_SIGNING_KEY: ${MEDTRANS_SIGNING_KEY:-}",
     ]
+    if img.stage == "preprocess":  # real data needs the pseudonym key (only the phantom does without)
+        lines.append("      MEDTRANS_PSEUDONYM_KEY: ${MEDTRANS_PSEUDONYM_KEY:-}")
     if profile == "gpu" and img.gpu and img.per_translator:  # each translator may get its own GPU
         lines += [
             "    deploy:",

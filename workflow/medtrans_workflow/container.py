@@ -85,6 +85,9 @@ def docker_argv(
         spec = f"type=bind,source={m.source},target={m.target}" + (",readonly" if m.read_only else "")
         argv += ["--mount", spec]
     argv += ["--env", f"MEDTRANS_IMAGE_ID={image_id}"]
+    # the service's secrets (signing and pseudonym keys): passed by name, so docker takes each
+    # value from this process's environment and it never appears on a command line
+    argv += [a for k in svc.get("environment", {}) if k != "MEDTRANS_IMAGE_ID" for a in ("--env", k)]
     if gpu_ids:
         argv += ["--gpus", f"device={','.join(gpu_ids)}"]
     return argv + [image_ref, *svc.get("command", []), *narrow]

@@ -29,7 +29,12 @@ app = typer.Typer(
 )
 
 # Extra commands that live with their stage (e.g. `medtrans compare` with the metrics).
-EXTRA_COMMANDS: tuple[str, ...] = ("medtrans.stages.metrics.command", "medtrans.stages.preprocess.command")
+# Each module's commands and the pyproject extra they need: a stage image installs only its own
+# extra, so there a command of another stage's extra is replaced by one that says how to get it.
+EXTRA_COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "medtrans.stages.metrics.command": (("compare",), "metrics"),
+    "medtrans.stages.preprocess.command": (("phantom",), "preprocess"),
+}
 
 
 TaskOpt = Annotated[
@@ -177,8 +182,29 @@ _stage_command(
     "report", "Correlate perceptual metrics with Dice; tables, figures and report.html.", per_task=False
 )
 
-for _module in EXTRA_COMMANDS:
-    importlib.import_module(_module).register(app)
+def _unavailable(name: str, extra: str, missing: str) -> None:
+    def command() -> None:
+        typer.secho(
+            f"error: `medtrans {name}` needs the {extra} extra (no module {missing!r} here): "
+            f"pip install 'medtrans[{extra}]', or run it in the medtrans/{extra} image",
+            fg=typer.colors.RED, err=True,
+        )  # fmt: skip
+        sys.exit(2)
+
+    command.__doc__ = f"(not installed here: needs medtrans[{extra}])"
+    app.command(name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(command)
+
+
+for _module, (_names, _extra) in EXTRA_COMMANDS.items():
+    try:
+        _registered = importlib.import_module(_module)
+    except ModuleNotFoundError as _err:
+        if (_err.name or "").split(".")[0] == "medtrans":
+            raise
+        for _name in _names:
+            _unavailable(_name, _extra, _err.name or "?")
+    else:
+        _registered.register(app)
 
 
 def main() -> None:

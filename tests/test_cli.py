@@ -43,3 +43,22 @@ def test_unknown_model_is_refused(tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert "cyclegan" in result.output
+
+
+def test_a_stage_image_without_another_extra_still_runs_and_says_how_to_get_it():
+    """A stage image installs only its own extra (the translators' has no pydicom): the CLI must
+    still start, and `compare` there must say which extra it needs instead of a traceback."""
+    code = (
+        "import sys; sys.modules['pydicom'] = None\n"
+        "from medtrans.stages.cli import app\n"
+        "from typer.testing import CliRunner\n"
+        "r = CliRunner().invoke(app, ['translate', '--help'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "r = CliRunner().invoke(app, ['compare', 'a', 'b'])\n"
+        "print(r.exit_code); print(r.output)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    exit_code, _, message = out.stdout.partition("\n")
+    assert exit_code == "2"
+    assert "medtrans[metrics]" in message and "pydicom" in message

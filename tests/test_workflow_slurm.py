@@ -17,7 +17,6 @@ import pytest
 import torch
 
 from medtrans.shared.layout import MANIFEST, RunLayout
-from medtrans.stages.runner import run_study
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import slurm_cluster  # noqa: E402
@@ -61,18 +60,26 @@ def weights(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("weights")
 
 
+# One torch thread count for both runs, taken when this module is imported (a test earlier in
+# the session may change the process's): reductions split by threads, so the count is part of
+# what makes two CPU runs bit-identical.
+THREADS = str(torch.get_num_threads())
+
+
 @pytest.fixture(scope="module")
-def local_run(tmp_path_factory, smoke_study, weights):
-    """The local runner's run of the smoke study, with its wall time."""
+def local_run(tmp_path_factory, weights):
+    """The local runner's run of the smoke study, with its wall time: `medtrans run` in its own
+    process, with the environment the SLURM jobs get (threads, weights), so the two runs differ
+    only in who scheduled the units."""
     layout = RunLayout(tmp_path_factory.mktemp("local") / "run")
-    before = os.environ.get("MEDTRANS_WEIGHTS")
-    os.environ["MEDTRANS_WEIGHTS"] = str(weights)
-    try:
-        t0 = time.perf_counter()
-        run_study(smoke_study, layout)
-        return layout, time.perf_counter() - t0
-    finally:
-        os.environ.pop("MEDTRANS_WEIGHTS") if before is None else os.environ.update(MEDTRANS_WEIGHTS=before)
+    env = {**os.environ, "OMP_NUM_THREADS": THREADS, "MEDTRANS_WEIGHTS": str(weights)}
+    env["MEDTRANS_PROGRESS"] = "0"
+    study = ROOT / "studies" / "smoke.yaml"
+    argv = [sys.executable, "-m", "medtrans.stages.cli", "run", str(study), "--run", str(layout.root)]
+    t0 = time.perf_counter()
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=3000)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return layout, time.perf_counter() - t0
 
 
 def snakemake(cluster, work: Path, run: Path, weights: Path) -> subprocess.CompletedProcess:
@@ -91,7 +98,7 @@ def snakemake(cluster, work: Path, run: Path, weights: Path) -> subprocess.Compl
         "--seconds-between-status-checks", "2",
     ]  # fmt: skip
     # the local runner's torch thread count, so both runs compute with the same reductions
-    env = {**cluster.env, "OMP_NUM_THREADS": str(torch.get_num_threads()), "MEDTRANS_PROGRESS": "0"}
+    env = {**cluster.env, "OMP_NUM_THREADS": THREADS, "MEDTRANS_PROGRESS": "0"}
     return subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=3000)
 
 

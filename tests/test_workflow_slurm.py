@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
+from medtrans.shared.config import load_study
 from medtrans.shared.layout import MANIFEST, RunLayout
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -60,10 +60,13 @@ def weights(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("weights")
 
 
-# One torch thread count for both runs, taken when this module is imported (a test earlier in
-# the session may change the process's): reductions split by threads, so the count is part of
-# what makes two CPU runs bit-identical.
-THREADS = str(torch.get_num_threads())
+# One torch thread count for both runs: reductions split by threads, so the count is part of
+# what makes two CPU runs bit-identical. A SLURM job step sets OMP_NUM_THREADS to the job's
+# CPUs, the study's `resources` threads (1 for every smoke stage), so the local run gets the same.
+_SMOKE = load_study(ROOT / "studies" / "smoke.yaml")
+_SMOKE_THREADS = {units.resources(job, _SMOKE).threads for job in units.jobs(_SMOKE)}
+assert len(_SMOKE_THREADS) == 1, f"the smoke study's jobs ask for different threads: {_SMOKE_THREADS}"
+THREADS = str(_SMOKE_THREADS.pop())
 
 
 @pytest.fixture(scope="module")

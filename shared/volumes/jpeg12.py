@@ -29,7 +29,7 @@ def _decode_frame(src: bytes, runner: DecodeRunner) -> bytes:
 
     frame = imagecodecs.jpeg8_decode(src)
     if runner.samples_per_pixel != 1:
-        raise NotImplementedError("12-bit JPEG Extended with colour samples is not supported")
+        raise ValueError("12-bit JPEG Extended with colour samples: only grayscale is decoded here")
     runner.set_option("bits_allocated", 8 if frame.dtype.itemsize == 1 else 16)
     return frame.astype(frame.dtype.newbyteorder("<"), copy=False).tobytes()
 

@@ -241,7 +241,7 @@ def _as_batch(images) -> torch.Tensor:
         raise SWDInputError(f"expected images of shape (N, H, W) or (N, C, H, W), got {tuple(x.shape)}")
     if x.shape[0] < 2:
         raise SWDInputError(f"SWD needs at least 2 images, got {x.shape[0]}")
-    if x.is_floating_point() and not torch.isfinite(x).all():
+    if x.is_floating_point() and x.numel() and not bool(torch.isfinite(torch.stack(torch.aminmax(x))).all()):
         raise SWDInputError("images contain NaN or infinite values")
     return x.cpu()
 
@@ -352,15 +352,14 @@ def sort_rows_(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _sorted_blocks(desc: torch.Tensor, rows: torch.Tensor):
-    """(start, block): the projections of `desc` (M, D) onto rows[start:start + BLOCK_ROWS],
-    each row sorted, in one reused buffer: a block is sorted while it is in the cache."""
-    cols = desc.T.contiguous()  # (D, M): the fastest GEMM layout
-    buf = torch.empty(min(BLOCK_ROWS, rows.shape[0]), cols.shape[1], dtype=cols.dtype, device=cols.device)
+def _project_sorted_(cols: torch.Tensor, rows: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """`out` (R, M) <- the projections of descriptors `cols` (D, M) onto `rows` (R, D), each row
+    sorted: block by block, so each block is sorted while the product has just put it in the cache."""
     for start in range(0, rows.shape[0], BLOCK_ROWS):
-        part = buf[: min(BLOCK_ROWS, rows.shape[0] - start)]
+        part = out[start : start + BLOCK_ROWS]
         torch.mm(rows[start : start + BLOCK_ROWS], cols, out=part)
-        yield start, sort_rows_(part)
+        sort_rows_(part)
+    return out
 
 
 def sorted_projections(
@@ -372,9 +371,8 @@ def sorted_projections(
     for desc, dirs in zip(descs, directions, strict=True):
         rows = _direction_rows(dirs, desc.shape[1], channels)
         level = torch.empty(rows.shape[0], desc.shape[0], dtype=desc.dtype, device=desc.device)
-        for start, block in _sorted_blocks(desc, rows):
-            level[start : start + block.shape[0]] = block
-        out.append(level.reshape(dirs.shape[0], dirs.shape[2], -1))
+        cols = desc.T.contiguous()  # (D, M): the fastest GEMM layout
+        out.append(_project_sorted_(cols, rows, level).reshape(dirs.shape[0], dirs.shape[2], -1))
     return out
 
 
@@ -383,13 +381,22 @@ def distance_to_sorted(
 ) -> float:
     """SWD x 1e3 of one level where both sets have M projections: the mean absolute difference
     of this set's sorted projections and the real set's (`real`, as from `sorted_projections`),
-    over repeats, directions and projections, in float64 (a sum of millions of terms), taken
-    block by block so this set's projections are never all held at once."""
+    over repeats, directions and projections. Each difference is taken in float64, where the
+    difference of two float32 values is exact, and summed in float64 (millions of terms), block by
+    block in reused buffers, so this set's projections are never all held at once."""
     rows = _direction_rows(directions, desc.shape[1], channels)
     against = real.reshape(rows.shape[0], -1)
+    block = torch.empty(min(BLOCK_ROWS, rows.shape[0]), desc.shape[0], dtype=desc.dtype, device=desc.device)
+    diff = torch.empty(block.shape, dtype=torch.float64, device=desc.device)
     total = torch.zeros((), dtype=torch.float64, device=desc.device)
-    for start, block in _sorted_blocks(desc, rows):
-        total += (block.double() - against[start : start + block.shape[0]].double()).abs().sum()
+    cols = desc.T.contiguous()
+    for start in range(0, rows.shape[0], BLOCK_ROWS):
+        n = min(BLOCK_ROWS, rows.shape[0] - start)
+        part = _project_sorted_(cols, rows[start : start + n], block[:n])
+        d = diff[:n]
+        d.copy_(part)
+        d.sub_(against[start : start + n])
+        total += d.abs_().sum()
     return 1e3 * float(total) / against.numel()
 
 

@@ -142,17 +142,24 @@ def resolutions(height: int, width: int, min_resolution: int = 16) -> tuple[int,
 
 def _blur_down_axis(x: torch.Tensor, dim: int) -> torch.Tensor:
     """Mirror-pad by 2 along `dim`, convolve with [1,4,6,4,1]/16 and keep the even outputs;
-    written as five strided slices (memory-bound adds beat a 1-channel convolution on a CPU)."""
+    written as five strided slices (memory-bound adds beat a 1-channel convolution on a CPU),
+    accumulated in place. Along the last axis the even and odd samples are first split into two
+    contiguous halves, so that each tap is a contiguous slice of one of them."""
     n = x.shape[dim]
     out = (n + 1) // 2
     head = x.narrow(dim, 1, 2).flip(dim)  # x[2], x[1] -> mirror without repeating the edge
     tail = x.narrow(dim, n - 3, 2).flip(dim)
     xp = torch.cat([head, x, tail], dim=dim)
-    acc = None
-    for k, w in enumerate(BINOMIAL):
-        part = xp.narrow(dim, k, 2 * out - 1)
-        part = part[(slice(None),) * dim + (slice(None, None, 2),)]
-        acc = part * (w / 16.0) if acc is None else acc + part * (w / 16.0)
+    if dim == x.ndim - 1:
+        phases = (xp[..., 0::2].contiguous(), xp[..., 1::2].contiguous())
+        taps = [phases[k % 2].narrow(dim, k // 2, out) for k in range(len(BINOMIAL))]
+    else:
+        every_second = (slice(None),) * dim + (slice(None, None, 2),)
+        taps = [xp.narrow(dim, k, 2 * out - 1)[every_second] for k in range(len(BINOMIAL))]
+    acc = taps[0] * (BINOMIAL[0] / 16.0)
+    term = torch.empty_like(acc)
+    for part, w in zip(taps[1:], BINOMIAL[1:], strict=True):
+        acc += torch.mul(part, w / 16.0, out=term)
     return acc
 
 
@@ -175,9 +182,12 @@ def _up_axis(x: torch.Tensor, dim: int) -> torch.Tensor:
     out = torch.empty(shape, dtype=x.dtype, device=x.device)
     index = [slice(None)] * x.ndim
     index[dim] = slice(0, None, 2)
-    out[tuple(index)] = (prev + 6.0 * x + nxt) / 8.0
+    even = x * 6.0  # (prev + 6 x + nxt) / 8, in place: a sum of two terms is the same either way round
+    even += prev
+    even += nxt
+    out[tuple(index)] = even.div_(8.0)
     index[dim] = slice(1, None, 2)
-    out[tuple(index)] = (x + nxt) / 2.0
+    out[tuple(index)] = torch.add(x, nxt, out=prev).div_(2.0)
     return out
 
 

@@ -13,6 +13,7 @@ from medtrans.shared.catalogue import metrics as catalogue
 from medtrans.shared.log import get_logger
 from medtrans.stages.metrics.features import extract_features
 from medtrans.stages.metrics.frd import extract_radiomics
+from medtrans.stages.metrics.pairs import pair_metrics, pair_values
 from medtrans.stages.metrics.scoring import SetFeatures
 from medtrans.stages.metrics.swd import SWDParams, describe
 from medtrans.stages.metrics.weights import VerifiedFile, WeightsMissing, locate_inception
@@ -98,3 +99,14 @@ def add_radiomics(
     for s in sets:
         s.radiomics = feats.subset(np.arange(start, start + len(s)))
         start += len(s)
+
+
+def add_pairs(
+    feats: SetFeatures, images: np.ndarray, sources: np.ndarray | None, metrics: tuple[str, ...], what: str
+) -> None:
+    """Each image's value against its source slice (same position in `sources`) for every
+    requested pair metric; nothing where the set has no sources (it is no translation)."""
+    names = pair_metrics(metrics)
+    if names and sources is not None:
+        log.info("%s: %s of %d source/translation pairs", what, ", ".join(names), len(images))
+        feats.pairs = pair_values(names, sources, images)

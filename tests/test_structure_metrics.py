@@ -9,7 +9,14 @@ from scipy import ndimage
 from medtrans.shared.catalogue import metrics as catalogue
 from medtrans.shared.volumes.windowing import CT_WINDOW, MRI_PERCENTILES, intensity_range, to_uint8
 from medtrans.stages.metrics import mind, ngf, nmi
-from medtrans.stages.metrics.pairs import mean_over_pairs, pair_metrics, pair_values, score_pairs
+from medtrans.stages.metrics.pairs import (
+    CHUNK,
+    mean_over_pairs,
+    pair_metrics,
+    pair_values,
+    pair_values_many,
+    score_pairs,
+)
 from medtrans.stages.preprocess.phantom import spine
 
 METRICS = ("nmi", "mind", "ngf")
@@ -227,3 +234,25 @@ def test_score_pairs_is_the_mean_of_the_pair_values(spines):
     for name in METRICS:
         assert scores[name] == float(per_pair[name].mean())
         assert per_pair[name].shape == (len(mri),) and per_pair[name].dtype == np.float64
+
+
+def test_many_sets_against_one_source_equal_each_set_alone(spines):
+    """The stage describes the source slices once for every translator (blocks of CHUNK images):
+    the same values, bit for bit, as each set on its own and as each pair on its own."""
+    mri, ct = spines
+    r = np.random.default_rng(5)
+    corners = r.integers(0, 48, size=(CHUNK + 8, 2))
+    pick = r.integers(0, len(mri), size=len(corners))
+    src = np.stack([mri[k, y : y + 48, x : x + 48] for k, (y, x) in zip(pick, corners, strict=True)])
+    tra = np.stack([ct[k, y : y + 48, x : x + 48] for k, (y, x) in zip(pick, corners, strict=True)])
+    many = pair_values_many(METRICS, src, {"ct": tra, "warped": _elastic(tra, 2), "self": src})
+    for key, other in (("ct", tra), ("warped", _elastic(tra, 2))):
+        alone = pair_values(METRICS, src, other)
+        for name in METRICS:
+            assert np.array_equal(many[key][name], alone[name]), (key, name)
+            one = pair_values([name], src[CHUNK : CHUNK + 1], other[CHUNK : CHUNK + 1])[name]
+            assert np.array_equal(one, alone[name][CHUNK : CHUNK + 1])
+    for name in METRICS:
+        assert many["self"][name] == pytest.approx(np.full(len(src), OPTIMUM[name]), abs=1e-12)
+    with pytest.raises(ValueError, match="ct: expected two"):
+        pair_values_many(["nmi"], src, {"ct": tra[:, :40]})

@@ -13,7 +13,7 @@ from medtrans.shared.catalogue import metrics as catalogue
 from medtrans.shared.log import get_logger
 from medtrans.stages.metrics.features import extract_features
 from medtrans.stages.metrics.frd import extract_radiomics
-from medtrans.stages.metrics.pairs import pair_metrics, pair_values
+from medtrans.stages.metrics.pairs import pair_metrics, pair_values_many
 from medtrans.stages.metrics.scoring import SetFeatures
 from medtrans.stages.metrics.swd import SWDParams, describe
 from medtrans.stages.metrics.weights import VerifiedFile, WeightsMissing, locate_inception
@@ -102,11 +102,19 @@ def add_radiomics(
 
 
 def add_pairs(
-    feats: SetFeatures, images: np.ndarray, sources: np.ndarray | None, metrics: tuple[str, ...], what: str
+    sets: list[SetFeatures], stacks: list[tuple[np.ndarray, np.ndarray | None]], metrics: tuple[str, ...]
 ) -> None:
-    """Each image's value against its source slice (same position in `sources`) for every
-    requested pair metric; nothing where the set has no sources (it is no translation)."""
+    """Each image's value against its source slice for every requested pair metric, per set of
+    (images, sources) in `stacks`; sets sharing one sources array have them described once. A
+    set without sources (no translation) gets none."""
     names = pair_metrics(metrics)
-    if names and sources is not None:
-        log.info("%s: %s of %d source/translation pairs", what, ", ".join(names), len(images))
-        feats.pairs = pair_values(names, sources, images)
+    groups: dict[int, list[int]] = {}
+    for i, (_, sources) in enumerate(stacks):
+        if names and sources is not None:
+            groups.setdefault(id(sources), []).append(i)
+    for members in groups.values():
+        sources = stacks[members[0]][1]
+        log.info("%s of %d source slices against %d set(s)", ", ".join(names), len(sources), len(members))
+        values = pair_values_many(names, sources, {str(i): stacks[i][0] for i in members})
+        for i in members:
+            sets[i].pairs = values[str(i)]

@@ -41,7 +41,6 @@ PAIRS = tuple(
     if (a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2 == 2
 )
 SETTINGS = {"radius": RADIUS, "dilation": DILATION, "pairs": len(PAIRS), "distance": "mean |difference|"}
-CHUNK = 32  # images per block (bounds the memory of the (chunk, 4, H, W) descriptors)
 
 
 def _shifted(padded: np.ndarray, offset: tuple[int, int], pad: int, shape: tuple[int, int]) -> np.ndarray:
@@ -79,14 +78,20 @@ def mind_ssc(images: np.ndarray, radius: int = RADIUS, dilation: int = DILATION)
     return np.exp(-dist / var[:, None])
 
 
+def describe(images: np.ndarray) -> np.ndarray:
+    """The (N, 4, H, W) descriptors of an (N, H, W) stack: what the distance needs of one side."""
+    return mind_ssc(images)
+
+
+def compare(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N,) MIND-SSC distance of each pair of two `describe` outputs."""
+    return np.abs(a - b).mean(axis=(1, 2, 3))
+
+
 def mind_pairs(sources: np.ndarray, others: np.ndarray) -> np.ndarray:
     """(N,) MIND-SSC distance of each pair of two (N, H, W) stacks (lower: structure kept)."""
     a, b = as_pair_stacks(sources, others, "mind")
-    out = np.empty(len(a), dtype=np.float64)
-    for start in range(0, len(a), CHUNK):
-        part = slice(start, start + CHUNK)
-        out[part] = np.abs(mind_ssc(a[part]) - mind_ssc(b[part])).mean(axis=(1, 2, 3))
-    return out
+    return compare(describe(a), describe(b))
 
 
 def mind_distance(a: np.ndarray, b: np.ndarray) -> float:

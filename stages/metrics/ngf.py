@@ -38,17 +38,25 @@ def normalised_gradients(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ny, nx
 
 
-def ngf_pairs(sources: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """(N,) NGF of each pair of two (N, H, W) stacks, in [0, 1] (higher: edges kept)."""
-    a, b = as_pair_stacks(sources, others, "ngf")
-    ay, ax = normalised_gradients(a)
-    by, bx = normalised_gradients(b)
-    cross = ((ay * by + ax * bx) ** 2).mean(axis=(1, 2))
-    self_a = ((ay * ay + ax * ax) ** 2).mean(axis=(1, 2))
-    self_b = ((by * by + bx * bx) ** 2).mean(axis=(1, 2))
+def describe(images: np.ndarray) -> np.ndarray:
+    """(N, 2, H, W): the normalised gradients of an (N, H, W) stack, what NGF needs of one side."""
+    return np.stack(normalised_gradients(images), axis=1)
+
+
+def compare(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N,) NGF of each pair of two `describe` outputs, in [0, 1]; NaN where either is constant."""
+    cross = ((a * b).sum(axis=1) ** 2).mean(axis=(1, 2))
+    self_a = ((a * a).sum(axis=1) ** 2).mean(axis=(1, 2))
+    self_b = ((b * b).sum(axis=1) ** 2).mean(axis=(1, 2))
     den = np.sqrt(self_a * self_b)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, np.minimum(cross / den, 1.0), np.nan)
+
+
+def ngf_pairs(sources: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """(N,) NGF of each pair of two (N, H, W) stacks, in [0, 1] (higher: edges kept)."""
+    a, b = as_pair_stacks(sources, others, "ngf")
+    return compare(describe(a), describe(b))
 
 
 def ngf(a: np.ndarray, b: np.ndarray) -> float:

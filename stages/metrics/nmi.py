@@ -41,18 +41,31 @@ def _entropy(counts: np.ndarray) -> float:
     return float(-(p * np.log(p)).sum())
 
 
-def nmi(a: np.ndarray, b: np.ndarray, bins: int = BINS) -> float:
-    """Studholme's NMI of two 2-D images of one shape, in [1, 2]; NaN if both are constant."""
-    (a,), (b,) = as_pair_stacks(a, b, "nmi")
-    joint = np.bincount(_bin_index(a, bins) * bins + _bin_index(b, bins), minlength=bins * bins)
-    joint = joint.reshape(bins, bins).astype(np.float64)
+def _nmi_of_bins(a: np.ndarray, b: np.ndarray, bins: int) -> float:
+    joint = np.bincount(a * bins + b, minlength=bins * bins).reshape(bins, bins).astype(np.float64)
     h_ab = _entropy(joint)
     if h_ab == 0.0:
         return float("nan")
     return (_entropy(joint.sum(axis=1)) + _entropy(joint.sum(axis=0))) / h_ab
 
 
+def describe(images: np.ndarray) -> np.ndarray:
+    """(N, H*W) bin index of every pixel of an (N, H, W) stack: what NMI needs of one side."""
+    return np.stack([_bin_index(img, BINS) for img in np.asarray(images, dtype=np.float64)])
+
+
+def compare(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N,) NMI of each pair of two `describe` outputs."""
+    return np.array([_nmi_of_bins(x, y, BINS) for x, y in zip(a, b, strict=True)], dtype=np.float64)
+
+
+def nmi(a: np.ndarray, b: np.ndarray, bins: int = BINS) -> float:
+    """Studholme's NMI of two 2-D images of one shape, in [1, 2]; NaN if both are constant."""
+    (a,), (b,) = as_pair_stacks(a, b, "nmi")
+    return _nmi_of_bins(_bin_index(a, bins), _bin_index(b, bins), bins)
+
+
 def nmi_pairs(sources: np.ndarray, others: np.ndarray) -> np.ndarray:
     """(N,) NMI of each pair of two (N, H, W) stacks (higher: more structure shared)."""
     a, b = as_pair_stacks(sources, others, "nmi")
-    return np.array([nmi(x, y) for x, y in zip(a, b, strict=True)], dtype=np.float64)
+    return compare(describe(a), describe(b))

@@ -70,8 +70,8 @@ def extract_sets(
             device=fs.device, swd_params=fs.swd, swd_seed=s.swd_seed, what=s.what or s.name,
         )  # fmt: skip
         feats.images = s.images
-        add_pairs(feats, s.images, s.sources, metrics, s.what or s.name)
         features.append(feats)
+    add_pairs(features, [(s.images, s.sources) for s in stacks], metrics)
     unavailable = {m: network.note for m in weighted if network.model is None}
     if "frd" in metrics:
         try:

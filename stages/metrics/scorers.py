@@ -8,7 +8,7 @@ The protocol: `__init__(real, settings)`; `score(fake, idx) -> {row: value}`; op
 ValueError (the row then says "unavailable: <why>"), never NaN.
 
 A pair metric's scorer (`PairScorer`) ignores the real reference: its set's features carry each
-image's value against its source slice (`SetFeatures.pairs`, from its `pair_values` function),
+image's value against its source slice (`SetFeatures.pairs`, from its `describe` and `compare`),
 and it averages them.
 """
 
@@ -119,11 +119,12 @@ class FRDScorer:
 
 
 class PairScorer:
-    """Mean over a set's pairs of one pair metric (`name`, per-pair function `pair_values`,
+    """Mean over a set's pairs of one pair metric (`name`; its two steps `describe`, one side ->
+    what the metric needs of it, and `compare`, two described sides -> per-pair values; its
     constants `settings`)."""
 
     name: str
-    pair_values = None  # (sources, others) -> (N,) values; set by each subclass
+    describe = compare = None  # set by each subclass (see `medtrans.stages.metrics.pairs`)
     settings: dict = {}
 
     def __init__(self, real: SetFeatures, settings: ScoreSettings):
@@ -146,12 +147,15 @@ class PairScorer:
 
 
 class NMIScorer(PairScorer):
-    name, pair_values, settings = "nmi", staticmethod(nmi.nmi_pairs), nmi.SETTINGS
+    name, settings = "nmi", nmi.SETTINGS
+    describe, compare = staticmethod(nmi.describe), staticmethod(nmi.compare)
 
 
 class MINDScorer(PairScorer):
-    name, pair_values, settings = "mind", staticmethod(mind.mind_pairs), mind.SETTINGS
+    name, settings = "mind", mind.SETTINGS
+    describe, compare = staticmethod(mind.describe), staticmethod(mind.compare)
 
 
 class NGFScorer(PairScorer):
-    name, pair_values, settings = "ngf", staticmethod(ngf.ngf_pairs), ngf.SETTINGS
+    name, settings = "ngf", ngf.SETTINGS
+    describe, compare = staticmethod(ngf.describe), staticmethod(ngf.compare)

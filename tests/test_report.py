@@ -516,6 +516,9 @@ def test_pair_metrics_in_tables_without_a_floor_value(full):
         assert any("compare each source test slice with its translation" in x for x in md)
     unavailable = pd.read_csv(report / "tables" / "unavailable_metrics.csv")
     assert set(unavailable.metric) == {"kid"}
+    assert "NMI, MIND-SSC, NGF compare each translation with its own source slice" in (
+        report / "report.html"
+    ).read_text(encoding="utf-8")
     corr = pd.read_csv(report / "correlations.csv")
     signs = corr[corr.anatomy == "dice"].groupby("metric").expected_sign.first()
     assert (signs["nmi"], signs["mind"], signs["ngf"]) == ("+", "-", "+")

@@ -17,10 +17,12 @@ from medtrans.shared.hashing import sha256_file
 from medtrans.shared.imageio import write_png
 from medtrans.stages.cli import app
 from medtrans.stages.metrics import swd
+from medtrans.stages.metrics.command import compare
 from medtrans.stages.metrics.features import extract_features
 from medtrans.stages.metrics.fid import fid_from_features
-from medtrans.stages.metrics.images import FolderError, Windowing, load_folder
+from medtrans.stages.metrics.images import FolderError, Windowing, load_folder, pair_key
 from medtrans.stages.metrics.inception import load_inception
+from medtrans.stages.metrics.pairs import score_pairs
 from medtrans.stages.metrics.weights import locate_inception
 
 runner = CliRunner()
@@ -160,6 +162,69 @@ def test_size_option_resizes_mismatched_images(pngs, tmp_path):
     assert load_folder(mixed, Windowing(size=32)).images.shape == (4, 32, 32)
     result = runner.invoke(app, ["compare", str(pngs[0]), str(mixed), "--metrics", "swd", "--size", "32"])
     assert result.exit_code == 0, result.output
+
+
+def _translated(tmp_path, sources):
+    """A source folder and its 'translation' (inverted intensities, anatomy kept), same names."""
+    src = _pngs(tmp_path / "src", sources)
+    return src, _pngs(tmp_path / "translated", (255 - sources).astype(np.uint8))
+
+
+def test_pair_metrics_need_source_and_pair_by_file_name(pngs, tmp_path):
+    real = pngs[0]
+    sources = phantoms(5, 7, size=32, noise=0.05)
+    src, fake = _translated(tmp_path, sources)
+    plain = runner.invoke(app, ["compare", str(real), str(fake), "--metrics", "swd,nmi,mind,ngf"])
+    assert plain.exit_code == 0, plain.output
+    assert plain.output.count("skipped NMI, MIND-SSC, NGF: pair metrics need --source DIR") == 1
+    assert "nmi" not in plain.output.split("skipped", 1)[1].split("\n", 1)[1]  # no rows
+    out = tmp_path / "r.json"
+    args = ["compare", str(real), str(fake), "--source", str(src), "--bootstrap", "4", "--out", str(out)]
+    result = runner.invoke(app, [*args, "--metrics", "swd,nmi,mind,ngf"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    rows = {r["metric"]: r for r in data["rows"]}
+    want = score_pairs(["nmi", "mind", "ngf"], load_folder(src).images, load_folder(fake).images)
+    for name, value in want.items():
+        assert rows[name]["value"] == pytest.approx(value, rel=1e-12) and rows[name]["ci_low"] is not None
+    assert rows["mind"]["value"] == pytest.approx(0.0, abs=1e-12) and rows["ngf"]["value"] == pytest.approx(
+        1.0
+    )
+    assert data["source"]["n"] == 5 and data["settings"]["pairs"]["nmi"]["bins"] == 32
+    # the translation listed in another order (other names): paired by name, not by position
+    shuffled = tmp_path / "shuffled"
+    shuffled.mkdir()
+    for i, img in enumerate((255 - sources).astype(np.uint8)):
+        write_png(shuffled / f"{i:02d}.png", img)
+    (shuffled / "00.png").rename(shuffled / "tmp.png")
+    (shuffled / "04.png").rename(shuffled / "00.png")
+    (shuffled / "tmp.png").rename(shuffled / "04.png")
+    swapped = compare(real, shuffled, ("nmi",), src)
+    assert swapped["rows"][0]["value"] < want["nmi"] - 0.1  # two pairs now of different slices
+
+
+def test_pair_metrics_refuse_unmatched_or_missized_sources(pngs, tmp_path):
+    src, fake = _translated(tmp_path, phantoms(4, 7, size=32))
+    write_png(fake / "extra.png", phantoms(1, 8, size=32)[0])
+    result = runner.invoke(
+        app, ["compare", str(pngs[0]), str(fake), "--source", str(src), "--metrics", "nmi"]
+    )
+    assert result.exit_code == 2 and "extra.png: no source image of that name" in result.output
+    big = _pngs(tmp_path / "big", phantoms(5, 7, size=48))
+    result = runner.invoke(
+        app, ["compare", str(pngs[0]), str(src), "--source", str(big), "--metrics", "mind"]
+    )
+    assert result.exit_code == 2 and "are 48x48" in result.output and "--size" in result.output
+    only_pairs = runner.invoke(app, ["compare", str(pngs[0]), str(fake), "--metrics", "nmi,ngf"])
+    assert only_pairs.exit_code == 2 and "only pair metrics, and no --source" in only_pairs.output
+    with pytest.raises(ValueError, match="pair metrics need a source folder"):
+        compare(pngs[0], fake, ("nmi",))
+
+
+def test_pair_key_ignores_the_image_extension():
+    assert pair_key("a/b.png") == pair_key("a/b.DCM") == pair_key("a/b.jpeg") == "a/b"
+    assert pair_key("vol.nii.gz#0012") == pair_key("vol.png#0012") == "vol#0012"
+    assert pair_key("x.y.tiff") == "x.y" and pair_key("series-3#0001") == "series-3#0001"
 
 
 def test_unknown_metric_is_refused(pngs):

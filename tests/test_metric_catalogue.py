@@ -31,8 +31,9 @@ def toy():
 
 
 def test_builtin_metrics_rows_and_directions():
-    assert catalogue.names() == ("fid", "kid", "is", "swd", "frd")
+    assert catalogue.names() == ("fid", "kid", "is", "swd", "frd", "nmi", "mind", "ngf")
     assert catalogue.needing_weights() == ("fid", "kid", "is")
+    assert catalogue.using("pairs") == ("nmi", "mind", "ngf") and catalogue.using("pixels") == ("swd",)
     assert catalogue.get("kid").rows() == ["kid", "kid_std"]
     assert catalogue.get("swd").rows((64, 32)) == ["swd", "swd_64", "swd_32"]
     assert catalogue.get("frd").rows((64,)) == ["frd", "frd_log"]
@@ -43,6 +44,7 @@ def test_builtin_metrics_rows_and_directions():
         -1,
         -1,
     ]
+    assert [catalogue.direction(r) for r in ("nmi", "mind", "ngf")] == [1, -1, 1]
     assert catalogue.is_spread("kid_std") and not catalogue.is_spread("frd_log")
     assert catalogue.label("swd_32") == "SWD 32" and catalogue.label("frd_log") == "FRD log"
     assert catalogue.label("other_x") == "OTHER x"  # a row no metric declares
@@ -62,7 +64,7 @@ def test_catalogue_imports_without_torch():
 
 
 def test_config_validates_against_the_catalogue(toy):
-    assert MetricsConfig().metrics == ("fid", "kid", "is", "swd", "frd")  # defaults unchanged
+    assert MetricsConfig().metrics == ("fid", "kid", "is", "swd", "frd", "nmi", "mind", "ngf")  # built-ins
     assert MetricsConfig(metrics=("swd", "toy")).metrics == ("swd", "toy")
     with pytest.raises(ValueError, match="unknown metric 'bogus'"):
         MetricsConfig(metrics=("bogus",))

@@ -4,20 +4,24 @@ import csv
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from metrics_helpers import make_run, random_inception_file, with_metrics
 
 from medtrans.shared.bootstrap import resample_indices
 from medtrans.shared.hashing import sha256_file
+from medtrans.shared.imageio import read_png
 from medtrans.shared.stage import StageInputError, execute, state
 from medtrans.stages.metrics import stage as metrics_stage
 from medtrans.stages.metrics.features import Features
 from medtrans.stages.metrics.fid import fid_from_features
+from medtrans.stages.metrics.pairs import pair_values
 from medtrans.stages.metrics.results import BOOTSTRAP_COLUMNS, COLUMNS
 from medtrans.stages.metrics.scoring import SetFeatures
 from medtrans.stages.runner import run_stage
 
 N_TEST = 5
+PAIRS = ("nmi", "mind", "ngf")
 
 
 def _one_task(study):
@@ -56,8 +60,11 @@ def test_metrics_csv_has_every_set_and_metric(full_run, net):
     expected = {"fid", "kid", "kid_std", "is", "is_std", "swd", "swd_32", "swd_16", "frd", "frd_log"}
     for name in ("cyclegan", "source", "target_train"):
         got = {r["metric"]: r for r in rows if r["set"] == name}
-        assert set(got) == expected
+        assert set(got) == expected | set(PAIRS)
         for metric, r in got.items():
+            if metric in PAIRS and name == "target_train":  # real slices: no source to pair with
+                assert r["value"] == r["ci_low"] == "" and r["note"].startswith("not applicable: "), r
+                continue
             assert r["value"] not in ("", "nan", "inf", "-inf"), (name, metric, r["note"])
             assert np.isfinite(float(r["value"]))
             assert r["n"] == str(N_TEST)  # target_train drawn to the translated sets' size
@@ -97,6 +104,47 @@ def test_bootstrap_replicates_recompute_from_cached_features(full_run):
     assert min(values) <= lo <= hi <= max(values)
 
 
+def test_pair_metrics_pair_each_translation_with_its_source_slice(full_run):
+    """Per-pair values (cached in the features) = score_pairs of each source test slice and its
+    translation read back from the run folder; the mean is the row, replicates the mean over the
+    shared resample positions; `source` against itself is the optimum."""
+    study, layout = full_run
+    out = layout.metrics("breast")
+    index = pd.read_csv(layout.preprocess("breast") / "index.csv", dtype=str)
+    ids = sorted(index[(index.role == "source") & (index.split == "test")].slice_id)
+    size = study.preprocess.image_size
+    sources = np.stack([read_png(layout.preprocess("breast") / "images" / f"{i}.png", size) for i in ids])
+    translated = np.stack(
+        [read_png(layout.translate("breast", "cyclegan") / "test" / f"{i}.png", size) for i in ids]
+    )
+    want = pair_values(PAIRS, sources, translated)
+    feats = SetFeatures.load(out / "features" / "cyclegan.npz")
+    assert feats.ids == ids and set(feats.pairs) == set(PAIRS)
+    rows = {(r["set"], r["metric"]): r for r in _rows(out / "metrics.csv")}
+    boot = _rows(out / "bootstrap.csv")
+    idx = resample_indices(study.seed, "breast", N_TEST, study.metrics.bootstrap)
+    for name in PAIRS:
+        assert np.array_equal(feats.pairs[name], want[name])
+        assert float(rows[("cyclegan", name)]["value"]) == pytest.approx(want[name].mean(), rel=1e-12)
+        reps = sorted(
+            (int(b["replicate"]), float(b["value"]))
+            for b in boot
+            if b["set"] == "cyclegan" and b["metric"] == name
+        )
+        assert [v for _, v in reps] == pytest.approx(want[name][idx].mean(axis=1), rel=1e-12)
+        lo, hi = float(rows[("cyclegan", name)]["ci_low"]), float(rows[("cyclegan", name)]["ci_high"])
+        assert min(v for _, v in reps) <= lo <= hi <= max(v for _, v in reps)
+    identity = {"nmi": 2.0, "mind": 0.0, "ngf": 1.0}
+    for name, value in identity.items():
+        assert float(rows[("source", name)]["value"]) == pytest.approx(value, abs=1e-12)
+    assert SetFeatures.load(out / "features" / "target_train.npz").pairs is None
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert (
+        manifest["extra"]["pairs"]["nmi"]["bins"] == 32
+        and manifest["config"]["pairs"] == manifest["extra"]["pairs"]
+    )
+
+
 def test_rerun_is_skipped_and_other_weights_rerun(full_run, tmp_path):
     study, layout = full_run
     (unit,) = metrics_stage.plan(study, layout)
@@ -126,13 +174,14 @@ def test_missing_weights_give_notes_and_other_metrics(smoke_study, tmp_path, mon
 
 
 def test_collapsed_translator_is_a_note_not_nan(smoke_study, tmp_path):
-    study = with_metrics(_one_task(smoke_study), metrics=["swd", "frd"], bootstrap=2)
+    study = with_metrics(_one_task(smoke_study), metrics=["swd", "frd", "nmi", "ngf"], bootstrap=2)
     layout = make_run(tmp_path / "run", study, n_test=4, translated=lambda model, imgs: np.zeros_like(imgs))
     run_stage("metrics", study, layout)
     rows = {(r["set"], r["metric"]): r for r in _rows(layout.metrics("breast") / "metrics.csv")}
-    for metric in ("swd", "frd"):
+    for metric in ("swd", "frd", "ngf"):  # NGF: a constant image has no edges, undefined
         r = rows[("cyclegan", metric)]
         assert r["value"] == "" and r["note"].startswith("unavailable:"), r
+    assert float(rows[("cyclegan", "nmi")]["value"]) == 1.0  # a constant image shares no information
     assert float(rows[("source", "swd")]["value"]) > 0
     text = (layout.metrics("breast") / "bootstrap.csv").read_text().lower()
     assert "nan" not in text and "inf" not in text

@@ -155,7 +155,14 @@ def _metric_values(task: str, q: float, per_image: np.ndarray) -> dict[str, floa
         "swd_16": 900 * (1 - q) - 30 * m,
         "frd": (30 * (1 - q) + 4 * m) if task == "breast" else 25 - 10 * q + 8 * m,
         "frd_log": np.log((30 * (1 - q) + 4 * m) ** 2),
+        "nmi": 1.1 + 0.6 * q + 0.02 * m,
+        "mind": 0.45 * (1 - q) + 0.01 * m if task == "breast" else 0.2 + 0.1 * q + 0.01 * m,
+        "ngf": 0.3 + 0.6 * q - 0.02 * m,
     }
+
+
+PAIRS = ("nmi", "mind", "ngf")
+NOT_APPLICABLE = "not applicable: this set is not a translation of the source slices"
 
 
 def write_metrics(work: Path, task: str, seed: int, models) -> None:
@@ -173,16 +180,19 @@ def write_metrics(work: Path, task: str, seed: int, models) -> None:
         for k, v in point.items():
             lo, hi = percentile_ci(np.array(reps[k])) if reps[k] else (np.nan, np.nan)
             unavailable = k == "kid" and set_name == "target_train"
+            not_applicable = k in PAIRS and set_name == "target_train"  # the floor has no source pairs
+            empty = unavailable or not_applicable
+            note = "unavailable: subset larger than the set" if unavailable else ""
             rows.append(
                 {
                     "set": set_name,
                     "metric": k,
-                    "value": "" if unavailable else f"{v:.6g}",
-                    "ci_low": "" if unavailable or not np.isfinite(lo) else f"{lo:.6g}",
-                    "ci_high": "" if unavailable or not np.isfinite(hi) else f"{hi:.6g}",
+                    "value": "" if empty else f"{v:.6g}",
+                    "ci_low": "" if empty or not np.isfinite(lo) else f"{lo:.6g}",
+                    "ci_high": "" if empty or not np.isfinite(hi) else f"{hi:.6g}",
                     "n": N_TEST,
                     "network_sha256": "ab" * 32 if k in ("fid", "kid", "is") else "",
-                    "note": "unavailable: subset larger than the set" if unavailable else "",
+                    "note": NOT_APPLICABLE if not_applicable else note,
                 }
             )
     pd.DataFrame(rows).to_csv(work / "metrics.csv", index=False)
@@ -333,7 +343,7 @@ def test_correlations_match_scipy(full):
             v = dice_img[(dice_img.set == m) & (dice_img.structure == "mean")].sort_values("slice_id")["dice"]
             dice_rep.append(v.to_numpy()[idx].mean(axis=1))
         dice_rep = np.stack(dice_rep, axis=1)
-        for metric in ("fid", "is", "swd_16", "frd"):
+        for metric in ("fid", "is", "swd_16", "frd", "nmi", "mind"):
             x = _metric_points(layout, task, metric, MODELS)
             x_rep = np.stack(
                 [
@@ -364,7 +374,7 @@ def test_correlations_match_scipy(full):
                 assert row.ci_low == pytest.approx(lo, abs=1e-9) and row.ci_high == pytest.approx(
                     hi, abs=1e-9
                 )
-                sign = -1 if metric != "is" else 1
+                sign = 1 if metric in ("is", "nmi", "ngf") else -1
                 assert row.expected_sign == ("+" if sign > 0 else "-")
                 assert row.agrees == ("yes" if sign * want.statistic > 0 else "no")
     # pooled: z-scored within task, then scipy on the concatenation
@@ -483,6 +493,35 @@ def test_tables_and_summary(full):
     summary = (report / "summary.md").read_text()
     assert "FID" in summary and "Spearman" in summary and "## pooled" in summary
     assert "4 points" in summary and "4 points" in (report / "report.html").read_text()
+
+
+def test_pair_metrics_in_tables_without_a_floor_value(full):
+    """NMI, MIND-SSC and NGF get their columns with their directions; the real-vs-real floor has
+    no pairs: an en dash, and not listed as unavailable."""
+    study, _, report = full
+    for task in study.tasks:
+        md = (report / "tables" / f"results_{task}.md").read_text().splitlines()
+        header = [h.strip(" |") for h in md[2].split(" | ")]
+        for label in ("NMI ↑", "MIND-SSC ↓", "NGF ↑"):
+            assert label in header, (task, header)
+        res = pd.read_csv(report / "tables" / f"results_{task}.csv")
+        trans = res[res.role == "translator"]
+        best_mind = trans.set.iloc[int(np.argmin(trans.mind))]  # lower is better
+        col = header.index("MIND-SSC ↓")
+        line = next(x for x in md if x.startswith(f"| {best_mind} |"))
+        assert line.split(" | ")[col].startswith("**")
+        target = next(x for x in md if x.startswith("| target |"))
+        assert target.split(" | ")[col].strip(" |") == "–"
+        assert np.isnan(res[res.set == "target"].nmi).all() and res[res.set == "source"].nmi.notna().all()
+        assert any("compare each source test slice with its translation" in x for x in md)
+    unavailable = pd.read_csv(report / "tables" / "unavailable_metrics.csv")
+    assert set(unavailable.metric) == {"kid"}
+    assert "NMI, MIND-SSC, NGF compare each translation with its own source slice" in (
+        report / "report.html"
+    ).read_text(encoding="utf-8")
+    corr = pd.read_csv(report / "correlations.csv")
+    signs = corr[corr.anatomy == "dice"].groupby("metric").expected_sign.first()
+    assert (signs["nmi"], signs["mind"], signs["ngf"]) == ("+", "-", "+")
 
 
 def test_no_patient_identifier_in_report(full):

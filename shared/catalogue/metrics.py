@@ -4,7 +4,9 @@ list; no torch and no metric code here, so the report can know a metric without 
 
 Adding a metric: a module whose scorer class follows `medtrans.stages.metrics.scorers` (it
 prepares the real set once and scores a set, or a resample of it, from per-image features), and
-one `register(MetricSpec(...))` naming that class in `scorer`.
+one `register(MetricSpec(...))` naming that class in `scorer`. A pair metric (`inputs="pairs"`)
+compares each source slice with its translation instead of a set with the real reference: its
+scorer names its per-pair function (`medtrans.stages.metrics.pairs`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ Direction = Literal["lower", "higher"]
 # What a metric is computed from: per-image network or radiomics features; pixel neighbourhoods
 # of the images; or each source image paired with its translation.
 Inputs = Literal["features", "pixels", "pairs"]
+# How the note of a metric with no meaning for a set begins (a pair metric of the real-vs-real
+# floor, which is no translation): no value, and the report does not list it as unavailable.
+NOT_APPLICABLE = "not applicable"
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,11 @@ def get(name: str) -> MetricSpec:
 
 def needing_weights() -> tuple[str, ...]:
     return tuple(n for n, s in _REGISTRY.items() if s.needs_weights)
+
+
+def using(inputs: Inputs) -> tuple[str, ...]:
+    """The metrics computed from one kind of input ("pairs": source slice and translation)."""
+    return tuple(n for n, s in _REGISTRY.items() if s.inputs == inputs)
 
 
 def family(row: str) -> MetricSpec | None:
@@ -135,5 +145,23 @@ register(
     MetricSpec(
         "frd", "FRD", "lower", "features", False, f"{_SCORERS}:FRDScorer", variants=("frd_log",),
         summary="Frechet distance of radiomics features",
+    )
+)  # fmt: skip
+register(
+    MetricSpec(
+        "nmi", "NMI", "higher", "pairs", False, f"{_SCORERS}:NMIScorer",
+        summary="normalised mutual information of each source image and its translation",
+    )
+)  # fmt: skip
+register(
+    MetricSpec(
+        "mind", "MIND-SSC", "lower", "pairs", False, f"{_SCORERS}:MINDScorer",
+        summary="MIND-SSC descriptor distance of each source image and its translation",
+    )
+)  # fmt: skip
+register(
+    MetricSpec(
+        "ngf", "NGF", "higher", "pairs", False, f"{_SCORERS}:NGFScorer",
+        summary="normalised gradient fields: edges of each source image kept in its translation",
     )
 )  # fmt: skip

@@ -24,3 +24,18 @@ def as_feature_matrix(x, name: str = "features", min_rows: int = 2) -> np.ndarra
 def same_width(a: np.ndarray, b: np.ndarray) -> None:
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"feature dimensions differ: {a.shape[1]} vs {b.shape[1]}")
+
+
+def as_pair_stacks(sources, others, name: str = "pairs") -> tuple[np.ndarray, np.ndarray]:
+    """Two finite float64 (N, H, W) stacks of one shape: image i of `others` is paired with
+    image i of `sources` (a 2-D image is a stack of one). A ValueError says what does not fit."""
+    a = np.asarray(sources, dtype=np.float64)
+    b = np.asarray(others, dtype=np.float64)
+    a, b = (x[None] if x.ndim == 2 else x for x in (a, b))
+    if a.ndim != 3 or a.shape != b.shape:
+        raise ValueError(
+            f"{name}: expected two (N, H, W) image stacks of one shape, got {a.shape} and {b.shape}"
+        )
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError(f"{name}: images contain NaN or inf")
+    return a, b

@@ -1,6 +1,8 @@
-"""`medtrans compare REAL FAKE`: every metric between two image folders, like `python -m pytorch_fid
-a b`, but reading PNG/JPEG, DICOM and NIfTI directly (volumes sliced and windowed as in
-preprocess) and reporting FID, KID, IS, SWD and FRD with their settings and network hash."""
+"""`medtrans compare REAL FAKE [--source SOURCE]`: every metric between two image folders, like
+`python -m pytorch_fid a b`, but reading PNG/JPEG, DICOM and NIfTI directly (volumes sliced and
+windowed as in preprocess) and reporting every metric of the catalogue with its settings and
+network hash. The pair metrics (NMI, MIND-SSC, NGF) compare each FAKE image with the SOURCE image
+it was translated from (same file name, extension aside); without SOURCE they are skipped."""
 
 from __future__ import annotations
 
@@ -18,8 +20,16 @@ from medtrans.shared.device import resolve_device
 from medtrans.shared.seeding import derive_seed
 from medtrans.stages.metrics.extract import Network, locate_network
 from medtrans.stages.metrics.frd import FRDError, extractor_settings
-from medtrans.stages.metrics.images import PLANES, FolderError, FolderImages, Windowing, load_folders
+from medtrans.stages.metrics.images import (
+    PLANES,
+    FolderError,
+    FolderImages,
+    Windowing,
+    load_folders,
+    paired_sources,
+)
 from medtrans.stages.metrics.options import check_compare_options, uncomputed
+from medtrans.stages.metrics.pairs import pair_metrics, pair_settings
 from medtrans.stages.metrics.pipeline import FeatureSettings, ImageStack, extract_sets, score_sets
 from medtrans.stages.metrics.results import MetricRow, format_table, write_rows
 from medtrans.stages.metrics.scoring import ScoreSettings
@@ -27,6 +37,7 @@ from medtrans.stages.metrics.swd import SWDInputError, SWDParams
 from medtrans.stages.metrics.weights import WeightsMismatch
 
 CONVENTIONS = ("pytorch-fid", "torch-fidelity")
+_PAIR_LABELS = ", ".join(catalogue.get(m).label for m in catalogue.using("pairs"))
 
 
 def _parse_metrics(text: str) -> tuple[str, ...]:
@@ -59,14 +70,21 @@ class CompareSettings:
     skip_bad: bool = False
 
 
-def compare(real: Path, fake: Path, metrics: tuple[str, ...] | None = None, **options) -> dict:
-    """All requested metrics (default: every one in the catalogue) of FAKE against REAL; returns
-    the JSON-ready result. `options`: the fields of `CompareSettings`."""
-    metrics = catalogue.names() if metrics is None else tuple(metrics)
+def compare(
+    real: Path, fake: Path, metrics: tuple[str, ...] | None = None, source: Path | None = None, **options
+) -> dict:
+    """All requested metrics (default: every one in the catalogue, without the pair metrics when
+    there is no `source`) of FAKE against REAL, and the pair metrics of each FAKE image against its
+    SOURCE image; returns the JSON-ready result. `options`: the fields of `CompareSettings`."""
+    if metrics is None:
+        metrics = catalogue.names() if source is not None else without_pairs(catalogue.names())
+    metrics = tuple(metrics)
     o = CompareSettings(**options)
     if o.convention not in CONVENTIONS:
         raise ValueError(f"unknown convention {o.convention!r}; choose one of {', '.join(CONVENTIONS)}")
-    real_set, fake_set = _read_folders(real, fake, metrics, o.windowing, o.skip_bad)
+    if source is None and pair_metrics(metrics):
+        raise ValueError(f"{', '.join(pair_metrics(metrics))}: pair metrics need a source folder (--source)")
+    real_set, fake_set, source_set = _read_folders(real, fake, source, metrics, o.windowing, o.skip_bad)
     dev = resolve_device(o.device)
     needs_net = any(m in catalogue.needing_weights() for m in metrics)
     network = locate_network(o.weights, o.extractor) if needs_net else None
@@ -75,6 +93,8 @@ def compare(real: Path, fake: Path, metrics: tuple[str, ...] | None = None, **op
         ImageStack(name, s.names, s.images, derive_seed(o.seed, "swd", name))
         for name, s in (("real", real_set), ("fake", fake_set))
     ]
+    if source_set is not None and pair_metrics(metrics):
+        stacks[1].sources = paired_sources(fake_set, source_set)
     fs = FeatureSettings(o.convention, o.batch_size, dev, params, o.frd_workers, o.cache)
     feats, unavailable = extract_sets(stacks, metrics, network or Network(None, note="not requested"), fs)
     rows, _ = score_sets(
@@ -84,6 +104,7 @@ def compare(real: Path, fake: Path, metrics: tuple[str, ...] | None = None, **op
     return {
         "real": _inputs(real_set),
         "fake": _inputs(fake_set),
+        "source": _inputs(source_set) if source_set is not None else None,
         "image_size": list(real_set.images.shape[1:]),
         "network": network.describe() if network is not None else None,
         "settings": _settings_record(o, metrics, params),
@@ -100,16 +121,31 @@ def _inputs(images: FolderImages) -> dict:
     }  # fmt: skip
 
 
-def _read_folders(real: Path, fake: Path, metrics: tuple[str, ...], windowing: Windowing, skip_bad: bool):
-    """Both folders' images (every bad file of both listed at once), refused before any network runs
-    where SWD would need one size."""
-    real_set, fake_set = load_folders((real, fake), windowing, skip_bad)
+def without_pairs(metrics: tuple[str, ...]) -> tuple[str, ...]:
+    pairs = set(pair_metrics(metrics))
+    return tuple(m for m in metrics if m not in pairs)
+
+
+def _read_folders(
+    real: Path,
+    fake: Path,
+    source: Path | None,
+    metrics: tuple[str, ...],
+    windowing: Windowing,
+    skip_bad: bool,
+):
+    """The folders' images (every bad file of all listed at once; SOURCE only for pair metrics),
+    refused before any network runs where SWD would need one size."""
+    use_source = source is not None and bool(pair_metrics(metrics))
+    sets = load_folders((real, fake, source) if use_source else (real, fake), windowing, skip_bad)
+    real_set, fake_set = sets[:2]
+    source_set = sets[2] if use_source else None
     if "swd" in metrics and real_set.images.shape[1:] != fake_set.images.shape[1:]:
         raise FolderError(
             f"{fake}: images are {fake_set.images.shape[2]}x{fake_set.images.shape[1]} but {real} has "
             f"{real_set.images.shape[2]}x{real_set.images.shape[1]}; SWD needs one size (use --size)"
         )
-    return real_set, fake_set
+    return real_set, fake_set, source_set
 
 
 def _score_settings(o: CompareSettings, metrics: tuple[str, ...], params: SWDParams, dev) -> ScoreSettings:
@@ -137,6 +173,7 @@ def _settings_record(o: CompareSettings, metrics: tuple[str, ...], params: SWDPa
         "is_splits": o.is_splits,
         "swd": asdict(params),
         "frd": extractor_settings() if "frd" in metrics else None,
+        "pairs": pair_settings(metrics) or None,
     }
 
 
@@ -145,6 +182,13 @@ def register(app: typer.Typer) -> None:
     def compare_cmd(
         real: Annotated[Path, typer.Argument(help="Folder of real (reference) images.")],
         fake: Annotated[Path, typer.Argument(help="Folder of generated / translated images.")],
+        source: Annotated[
+            Path | None,
+            typer.Option(
+                help="Folder of the images FAKE was translated from (same file names, any extension): "
+                f"enables the pair metrics ({_PAIR_LABELS}), skipped without it."
+            ),
+        ] = None,
         metrics: Annotated[
             str, typer.Option(help=f"Comma-separated, from {','.join(catalogue.names())}.")
         ] = ",".join(catalogue.names()),
@@ -192,9 +236,12 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option(help="Go on without unusable files (listed) instead of refusing.")
         ] = False,
     ) -> None:
-        """Compare two image folders (PNG/JPEG, DICOM, NIfTI) with every metric of the catalogue."""
+        """Compare two image folders (PNG/JPEG, DICOM, NIfTI) with every metric of the catalogue
+        (the pair metrics with --source)."""
         try:
             names = _parse_metrics(metrics)
+            if source is None and pair_metrics(names):
+                names = _skip_pairs(names)
             if plane not in PLANES or modality not in ("auto", "MR", "CT") or swd_channels not in (1, 3):
                 raise typer.BadParameter(
                     "plane: axial|sagittal|coronal; modality: auto|MR|CT; swd-channels: 1|3"
@@ -205,7 +252,7 @@ def register(app: typer.Typer) -> None:
                 extractor=extractor,
             )  # fmt: skip
             result = compare(
-                real, fake, names, weights=weights, extractor=extractor, convention=convention,
+                real, fake, names, source, weights=weights, extractor=extractor, convention=convention,
                 windowing=Windowing(plane=plane, modality=modality, size=size), device=device, seed=seed,
                 bootstrap=bootstrap, batch_size=batch_size, kid_subsets=kid_subsets,
                 kid_subset_size=kid_subset_size, is_splits=is_splits, swd_channels=swd_channels,
@@ -228,16 +275,31 @@ def register(app: typer.Typer) -> None:
             sys.exit(1)
 
 
+def _skip_pairs(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The metrics without the pair metrics, with one line saying so (no --source given)."""
+    skipped = pair_metrics(names)
+    labels = ", ".join(catalogue.get(m).label for m in skipped)
+    typer.echo(f"skipped {labels}: pair metrics need --source DIR (the images FAKE was translated from)")
+    rest = without_pairs(names)
+    if not rest:
+        raise typer.BadParameter(f"--metrics {','.join(names)}: only pair metrics, and no --source given")
+    return rest
+
+
 def _show(result: dict, real: Path, fake: Path, convention: str, out: Path | None) -> None:
     """The table on the terminal, and the JSON and CSV files where asked."""
     rows = [MetricRow(**r) for r in result["rows"]]
     net = result["network"]
     typer.echo(f"real: {real} ({result['real']['n']} images)   fake: {fake} ({result['fake']['n']} images)")
+    if result["source"] is not None:
+        typer.echo(
+            f"source: {result['source']['folder']} ({result['source']['n']} images, paired by file name)"
+        )
     if net and net.get("available"):
         kind = "standard" if net["standard"] else "CUSTOM, not the standard FID network"
         typer.echo(f"Inception: {net['file']} ({kind}) sha256 {net['sha256']}; convention {convention}")
-    for side in ("real", "fake"):
-        for item in result[side]["skipped"]:
+    for side in ("real", "fake", "source"):
+        for item in (result[side] or {}).get("skipped", []):
             typer.echo(f"skipped {item['file']}: {item['reason']}")
     typer.echo(format_table(rows, show_set=False))
     if out is not None:

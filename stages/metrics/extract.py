@@ -13,6 +13,7 @@ from medtrans.shared.catalogue import metrics as catalogue
 from medtrans.shared.log import get_logger
 from medtrans.stages.metrics.features import extract_features
 from medtrans.stages.metrics.frd import extract_radiomics
+from medtrans.stages.metrics.pairs import pair_metrics, pair_values_many
 from medtrans.stages.metrics.scoring import SetFeatures
 from medtrans.stages.metrics.swd import SWDParams, describe
 from medtrans.stages.metrics.weights import VerifiedFile, WeightsMissing, locate_inception
@@ -98,3 +99,22 @@ def add_radiomics(
     for s in sets:
         s.radiomics = feats.subset(np.arange(start, start + len(s)))
         start += len(s)
+
+
+def add_pairs(
+    sets: list[SetFeatures], stacks: list[tuple[np.ndarray, np.ndarray | None]], metrics: tuple[str, ...]
+) -> None:
+    """Each image's value against its source slice for every requested pair metric, per set of
+    (images, sources) in `stacks`; sets sharing one sources array have them described once. A
+    set without sources (no translation) gets none."""
+    names = pair_metrics(metrics)
+    groups: dict[int, list[int]] = {}
+    for i, (_, sources) in enumerate(stacks):
+        if names and sources is not None:
+            groups.setdefault(id(sources), []).append(i)
+    for members in groups.values():
+        sources = stacks[members[0]][1]
+        log.info("%s of %d source slices against %d set(s)", ", ".join(names), len(sources), len(members))
+        values = pair_values_many(names, sources, {str(i): stacks[i][0] for i in members})
+        for i in members:
+            sets[i].pairs = values[str(i)]

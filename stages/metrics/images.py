@@ -35,8 +35,8 @@ from medtrans.shared.volumes.dicom import (
     read_dicom_series,
 )
 from medtrans.shared.volumes.errors import VolumeError
-from medtrans.shared.volumes.files import is_nifti, load_nifti
-from medtrans.shared.volumes.raster import is_raster, read_raster
+from medtrans.shared.volumes.files import NIFTI_SUFFIXES, is_nifti, load_nifti
+from medtrans.shared.volumes.raster import RASTER_SUFFIXES, is_raster, read_raster
 from medtrans.shared.volumes.volume import Volume, require_finite
 from medtrans.shared.volumes.walk import files_under
 from medtrans.shared.volumes.windowing import (
@@ -54,7 +54,10 @@ from medtrans.shared.volumes.windowing import (
 
 log = get_logger("medtrans.metrics.images")
 
-__all__ = ["PLANES", "FolderError", "FolderImages", "Windowing", "load_folder", "load_folders"]
+__all__ = [
+    "PLANES", "FolderError", "FolderImages", "Windowing", "load_folder", "load_folders",
+    "pair_key", "paired_sources",
+]  # fmt: skip
 
 Problems = list[tuple[str, str]]  # (file, reason)
 Named = list[tuple[str, str, np.ndarray]]  # (file, slice name, 8-bit image)
@@ -296,3 +299,48 @@ def load_folder(
 ) -> FolderImages:
     """One folder's images (see `load_folders`)."""
     return load_folders([folder], windowing, skip_bad)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# pairs: each image of a folder with the image of another folder it was made from
+
+_PAIR_SUFFIXES = tuple(sorted({*NIFTI_SUFFIXES, *RASTER_SUFFIXES, ".dcm", ".dicom"}, key=len, reverse=True))
+
+
+def pair_key(name: str) -> str:
+    """A slice name without its image extension (`a/b.png` and `a/b.dcm` -> `a/b`; a volume's
+    `#slice` kept): the name by which a translated image finds its source."""
+    path, sep, k = name.partition("#")
+    low = path.lower()
+    suffix = next((s for s in _PAIR_SUFFIXES if low.endswith(s)), "")
+    return path[: len(path) - len(suffix)] + sep + k
+
+
+def paired_sources(images: FolderImages, sources: FolderImages) -> np.ndarray:
+    """The source image of every image of `images`, in its order, matched by `pair_key`; a
+    FolderError names the images without exactly one source, or says the sizes differ."""
+    (h, w), (sh, sw) = images.images.shape[1:], sources.images.shape[1:]
+    if (h, w) != (sh, sw):
+        raise FolderError(
+            f"{images.folder}: images are {w}x{h} but the sources in {sources.folder} are {sw}x{sh}; "
+            "the pair metrics compare each image with its source pixel by pixel (use --size)"
+        )
+    by_key: dict[str, list[int]] = {}
+    for i, name in enumerate(sources.names):
+        by_key.setdefault(pair_key(name), []).append(i)
+    problems: Problems = []
+    picked = []
+    for name in images.names:
+        found = by_key.get(pair_key(name), [])
+        if len(found) == 1:
+            picked.append(found[0])
+        else:
+            why = "no source image of that name" if not found else "several source images of that name"
+            problems.append((name, f"{why} in {sources.folder} (extension aside)"))
+    if problems:
+        lines = "\n".join(f"  {file}: {why}" for file, why in problems)
+        raise FolderError(
+            f"{images.folder}: {len(problems)} image(s) without one source image of the same name; the "
+            f"pair metrics compare each image with the source it was made from:\n{lines}"
+        )
+    return sources.images[np.asarray(picked)]

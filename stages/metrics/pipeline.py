@@ -4,6 +4,9 @@ replicates and intervals, and the result rows.
 
     features (extract.py) -> statistics and metrics (Scorer, scorers.py) -> bootstrap -> rows
 
+The pair metrics (`pairs.py`) take their per-image values against each image's source slice
+(`ImageStack.sources`) as features and average them, so they go through the same bootstrap.
+
 The callers only choose the sets, the seeds and where the rows go.
 """
 
@@ -18,7 +21,7 @@ import torch
 
 from medtrans.shared.catalogue import metrics as catalogue
 from medtrans.stages.metrics.bootstrap import intervals, replicate_values
-from medtrans.stages.metrics.extract import Network, add_radiomics, load_network, set_features
+from medtrans.stages.metrics.extract import Network, add_pairs, add_radiomics, load_network, set_features
 from medtrans.stages.metrics.frd import FRDError
 from medtrans.stages.metrics.results import MetricRow
 from medtrans.stages.metrics.scoring import Scorer, Scores, ScoreSettings, SetFeatures
@@ -40,20 +43,23 @@ class FeatureSettings:
 
 @dataclass
 class ImageStack:
-    """One set's (N, H, W) uint8 images, their ids, and the seed of its SWD centres."""
+    """One set's (N, H, W) uint8 images, their ids, the seed of its SWD centres, and `sources`:
+    the source slice of each image, for the pair metrics (None: the set is no translation)."""
 
     name: str
     ids: list[str]
     images: np.ndarray
     swd_seed: int
     what: str = ""  # for the log: which set of which task
+    sources: np.ndarray | None = None
 
 
 def extract_sets(
     stacks: list[ImageStack], metrics: tuple[str, ...], network: Network, fs: FeatureSettings
 ) -> tuple[list[SetFeatures], dict[str, str]]:
-    """The features of every set, and {metric: note} for metrics that cannot be computed at all
-    (Inception weights missing; FRD failing where `frd_failure_is_note`)."""
+    """The features of every set (with its per-pair values where it has sources), and {metric:
+    note} for metrics that cannot be computed at all (Inception weights missing; FRD failing
+    where `frd_failure_is_note`)."""
     weighted = catalogue.needing_weights()
     if any(m in weighted for m in metrics):
         load_network(network, fs.device)
@@ -65,6 +71,7 @@ def extract_sets(
         )  # fmt: skip
         feats.images = s.images
         features.append(feats)
+    add_pairs(features, [(s.images, s.sources) for s in stacks], metrics)
     unavailable = {m: network.note for m in weighted if network.model is None}
     if "frd" in metrics:
         try:

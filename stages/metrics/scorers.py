@@ -6,17 +6,24 @@ resample), from per-image features alone.
 The protocol: `__init__(real, settings)`; `score(fake, idx) -> {row: value}`; optionally
 `notes(values, n) -> {row: note}` for the full set. Missing inputs or undefined values raise a
 ValueError (the row then says "unavailable: <why>"), never NaN.
+
+A pair metric's scorer (`PairScorer`) ignores the real reference: its set's features carry each
+image's value against its source slice (`SetFeatures.pairs`, from its `describe` and `compare`),
+and it averages them.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from medtrans.shared.catalogue import metrics as catalogue
+from medtrans.stages.metrics import mind, ngf, nmi
 from medtrans.stages.metrics.fid import RECOMMENDED_N, fid_result
 from medtrans.stages.metrics.frd import frd_from_features
 from medtrans.stages.metrics.inception_score import inception_score
 from medtrans.stages.metrics.kid import kid_from_kernels, polynomial_kernel
-from medtrans.stages.metrics.scoring import ScoreSettings, SetFeatures
+from medtrans.stages.metrics.pairs import mean_over_pairs
+from medtrans.stages.metrics.scoring import NotApplicable, ScoreSettings, SetFeatures
 from medtrans.stages.metrics.swd import SWDReference
 
 
@@ -109,3 +116,46 @@ class FRDScorer:
         if "frd_log" in values and values["frd_log"] is None:
             return {"frd_log": "undefined: log(0), the feature sets are identical"}
         return {}
+
+
+class PairScorer:
+    """Mean over a set's pairs of one pair metric (`name`; its two steps `describe`, one side ->
+    what the metric needs of it, and `compare`, two described sides -> per-pair values; its
+    constants `settings`)."""
+
+    name: str
+    describe = compare = None  # set by each subclass (see `medtrans.stages.metrics.pairs`)
+    settings: dict = {}
+
+    def __init__(self, real: SetFeatures, settings: ScoreSettings):
+        self._undefined = 0
+
+    def score(self, fake: SetFeatures, idx: np.ndarray) -> dict[str, float | None]:
+        values = (fake.pairs or {}).get(self.name)
+        if values is None:
+            raise NotApplicable(
+                f"{catalogue.NOT_APPLICABLE}: this set is not a translation of the source slices "
+                "(pair metrics compare each source slice with its translation)"
+            )
+        self._undefined = int(np.sum(~np.isfinite(values[idx])))
+        return {self.name: mean_over_pairs(values, idx)}
+
+    def notes(self, values: dict, n: int) -> dict[str, str]:
+        if not self._undefined:
+            return {}
+        return {self.name: f"{self._undefined} of {n} pairs undefined (constant images), not in the mean"}
+
+
+class NMIScorer(PairScorer):
+    name, settings = "nmi", nmi.SETTINGS
+    describe, compare = staticmethod(nmi.describe), staticmethod(nmi.compare)
+
+
+class MINDScorer(PairScorer):
+    name, settings = "mind", mind.SETTINGS
+    describe, compare = staticmethod(mind.describe), staticmethod(mind.compare)
+
+
+class NGFScorer(PairScorer):
+    name, settings = "ngf", ngf.SETTINGS
+    describe, compare = staticmethod(ngf.describe), staticmethod(ngf.compare)

@@ -31,6 +31,12 @@ from medtrans.stages.metrics.swd import SWDDescriptors, SWDParams
 SCORING_ERRORS = (ValueError, np.linalg.LinAlgError)
 
 
+class NotApplicable(ValueError):
+    """A metric that has no meaning for a set (a pair metric of a set that is no translation of
+    the source slices, e.g. the real-vs-real floor): its rows hold no value and this message as
+    the note, verbatim ("not applicable: ..."), and the report does not count it as unavailable."""
+
+
 def _save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     """`np.savez` with fixed zip member times: the cached features are outputs listed with their
     sha256 in the manifest, and np.savez stamps each member with the time of writing, so the same
@@ -44,16 +50,21 @@ def _save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
             zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buf.getvalue())
 
 
+PAIR_PREFIX = "pair_"  # features/<set>.npz: pair_<metric> = the per-pair values
+
+
 @dataclass
 class SetFeatures:
-    """What every metric needs from one image set, per image (in `ids` order). `images` (the
-    (N, H, W) uint8 pixels, for a metric of pixels without a cached descriptor) is kept in memory
-    only, never saved."""
+    """What every metric needs from one image set, per image (in `ids` order). `pairs`: per pair
+    metric, each image's value against its source slice (None: the set is no translation of the
+    source slices). `images` (the (N, H, W) uint8 pixels, for a metric of pixels without a cached
+    descriptor) is kept in memory only, never saved."""
 
     ids: list[str]
     inception: Features | None = None
     swd: SWDDescriptors | None = None
     radiomics: RadiomicsFeatures | None = None
+    pairs: dict[str, np.ndarray] | None = None
     images: np.ndarray | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
@@ -70,6 +81,8 @@ class SetFeatures:
         if self.radiomics is not None:
             arrays["frd_names"] = np.asarray(self.radiomics.names)
             arrays["frd_values"] = self.radiomics.values
+        for name, values in (self.pairs or {}).items():
+            arrays[f"{PAIR_PREFIX}{name}"] = values
         _save_npz(path, arrays)
 
     @classmethod
@@ -83,7 +96,8 @@ class SetFeatures:
             if "frd_names" in data
             else None
         )
-        return cls([str(i) for i in data["ids"]], inception, swd, rad)
+        pairs = {k[len(PAIR_PREFIX) :]: v for k, v in data.items() if k.startswith(PAIR_PREFIX)}
+        return cls([str(i) for i in data["ids"]], inception, swd, rad, pairs or None)
 
 
 @dataclass
@@ -146,7 +160,7 @@ class Scorer:
                 try:
                     out.values.update(scorer.score(fake, idx))
                 except SCORING_ERRORS as err:
-                    reason = f"unavailable: {err}"
+                    reason = str(err) if isinstance(err, NotApplicable) else f"unavailable: {err}"
                 else:
                     if index is None and hasattr(scorer, "notes"):
                         out.notes.update(scorer.notes(out.values, len(fake)))

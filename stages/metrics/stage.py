@@ -5,9 +5,12 @@ Sets (see the run-folder formats): each translator with a complete manifest (its
 source test slices), `source` (the untranslated source test slices: how far apart the domains
 are) and `target_train` (real target train slices: the real-vs-real floor; by default a seeded
 draw of as many images as the translated sets have, since FID and KID depend on N). The
-reference, `target_test`, is never resampled. Outputs in `metrics/<task>/`: metrics.csv,
-bootstrap.csv, features/<set>.npz (per-image Inception pool3 + logits, SWD descriptors,
-radiomics), manifest.json. Radiomics are also cached by image sha256 in `<run>/.cache/frd/`.
+reference, `target_test`, is never resampled. The pair metrics (NMI, MIND-SSC, NGF) compare
+each translated slice with its source slice (from the preprocess output, matched by slice id)
+instead: `source` scores the identity, `target_train` has no pairs (rows "not applicable").
+Outputs in `metrics/<task>/`: metrics.csv, bootstrap.csv, features/<set>.npz (per-image
+Inception pool3 + logits, SWD descriptors, radiomics, per-pair values), manifest.json.
+Radiomics are also cached by image sha256 in `<run>/.cache/frd/`.
 
 The Inception weights come from $MEDTRANS_WEIGHTS (default ./weights) or the study's
 `metrics.extractor` (a custom, explicitly non-standard file); the file's sha256 is part of
@@ -36,6 +39,7 @@ from medtrans.shared.seeding import derive_seed, rng
 from medtrans.shared.stage import StageInputError, Unit, UnitContext, complete_translators
 from medtrans.stages.metrics.extract import Network, locate_network
 from medtrans.stages.metrics.frd import extractor_settings
+from medtrans.stages.metrics.pairs import pair_metrics, pair_settings
 from medtrans.stages.metrics.pipeline import FeatureSettings, ImageStack, extract_sets, score_sets
 from medtrans.stages.metrics.results import write_bootstrap, write_rows
 from medtrans.stages.metrics.scoring import ScoreSettings
@@ -91,6 +95,7 @@ def plan(study: StudyConfig, layout: RunLayout, tasks: tuple[str, ...] | None = 
                     "network_sha256": network.sha256 or None,
                     "network_standard": network.file.standard if network.file is not None else None,
                     "frd": extractor_settings() if "frd" in study.metrics.metrics else None,
+                    "pairs": pair_settings(pair_metrics(study.metrics.metrics)) or None,
                 },
                 build=functools.partial(_build, study=study, task=task, models=models, network=network),
                 inputs=[layout.preprocess(task)] + [layout.translate(task, m) for m in models],
@@ -163,6 +168,7 @@ def _build(ctx: UnitContext, study: StudyConfig, task: str, models: list[str], n
         )
         for s in specs
     ]
+    _pair_sources(stacks, models)
     device = resolve_device(study.device)
     fs = FeatureSettings(
         cfg.convention, cfg.batch_size, device, swd_params(study), cfg.frd_workers, ctx.layout.cache("frd"),
@@ -192,8 +198,19 @@ def _build(ctx: UnitContext, study: StudyConfig, task: str, models: list[str], n
             "sets": {s.name: len(s.ids) for s in specs[1:]},
             "bootstrap": cfg.bootstrap,
             "frd": extractor_settings() if "frd" in metrics else None,
+            "pairs": pair_settings(pair_metrics(metrics)) or None,
         }
     )
+
+
+def _pair_sources(stacks: list[ImageStack], models: list[str]) -> None:
+    """Pair each translated slice with its source slice (same slice id, same position: the
+    translated sets carry the source ids); `source` is paired with itself (the identity
+    translation: the pair metrics' optimum), the real target sets with nothing."""
+    source = next(s for s in stacks if s.name == "source")
+    for stack in stacks:
+        if stack.name in models or stack is source:
+            stack.sources = source.images
 
 
 def _score_settings(study: StudyConfig, task: str, params: SWDParams, swd_seed: int, device) -> ScoreSettings:

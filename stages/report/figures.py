@@ -60,15 +60,22 @@ def _err(value: float, lo: float, hi: float) -> list[list[float]] | None:
     return [[max(value - lo, 0.0)], [max(hi - value, 0.0)]]
 
 
+SCATTER_COLUMNS = 4  # panels per row of the scatter figure (8 metrics: two rows)
+
+
 def scatter(task: TaskData, analysis: Analysis, folder: Path) -> list[Path] | None:
     """Each main perceptual metric against mean Dice, one point per translator, CI bars."""
     res = analysis.results[task.name]
     metrics = [m for m in main_metrics() if m in analysis.series.get(task.name, {})]
     if not metrics:
         return None
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
+    cols = min(len(metrics), SCATTER_COLUMNS)
+    rows = -(-len(metrics) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
+    for ax in axes.flat[len(metrics) :]:
+        ax.set_visible(False)
     corr = analysis.correlations
-    for ax, metric in zip(axes[0], metrics, strict=True):
+    for ax, metric in zip(axes.flat, metrics, strict=False):
         ts = analysis.series[task.name][metric]
         for i, s in enumerate(ts.sets):
             r = res[res["set"] == s].iloc[0]

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from medtrans.shared.catalogue import metrics as catalogue
 from medtrans.shared.config import StudyConfig
 from medtrans.shared.layout import RunLayout
 from medtrans.shared.manifest import Manifest, ManifestError, read_manifest
@@ -274,12 +275,15 @@ def gather(study: StudyConfig, layout: RunLayout, only: list[Path] | None = None
 
 
 def unavailable_metrics(run: RunData) -> list[dict]:
-    """Metrics that could not be computed (empty value) with the note that says why."""
+    """Metrics that could not be computed (empty value) with the note that says why; not those
+    that have no meaning for a set (a pair metric of the real-vs-real floor: "not applicable")."""
     out = []
     for name, t in run.tasks.items():
         if t.metrics is None:
             continue
-        rows = t.metrics.table[t.metrics.table["value"].isna()]
+        table = t.metrics.table
+        applicable = ~table["note"].astype(str).str.startswith(catalogue.NOT_APPLICABLE)
+        rows = table[table["value"].isna() & applicable]
         for _, row in rows.iterrows():
             out.append({"task": name, "set": row["set"], "metric": row["metric"], "note": row["note"]})
     return out

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
+from medtrans.shared.catalogue import metrics as catalogue
 from medtrans.shared.config import StudyConfig
 from medtrans.shared.provenance import code_version
 from medtrans.stages.report import figures as F
@@ -77,6 +78,13 @@ def caveats(study: StudyConfig, run: RunData, pooled: str) -> list[str]:
         "Dice and HD95 come from one UNet trained on the real target domain; a translator can score well by "
         "producing what that UNet expects rather than faithful anatomy.",
     ]
+    pairs = [catalogue.label(m) for m in study.metrics.metrics if m in catalogue.using("pairs")]
+    if pairs:
+        out.append(
+            f"{', '.join(pairs)} compare each translation with its own source slice: they measure how much "
+            "structure is kept, not realism, and the untranslated source scores their optimum (a translator "
+            "that changes nothing would win); read them beside a realism metric."
+        )
     if study.profile == "demo":
         out.insert(
             0,

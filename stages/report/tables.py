@@ -94,7 +94,19 @@ def results_display(task, results: pd.DataFrame) -> Table:
         note="Best translator per column in bold. Below the rule: target = real target test set "
         "(Dice upper bound; metrics of the target train set vs the target test set, the real-vs-real "
         "floor); source = untranslated source test set (Dice lower bound; metrics of source vs target). "
-        "Brackets: 95% bootstrap CI over test images.",
+        + _pairs_note(columns)
+        + "Brackets: 95% bootstrap CI over test images.",
+    )
+
+
+def _pairs_note(columns: list[tuple[str, str, bool]]) -> str:
+    """What the pair metrics' columns mean, where the table has any."""
+    shown = [metric_label(key) for key, _, _ in columns if key in catalogue.using("pairs")]
+    if not shown:
+        return ""
+    return (
+        f"{', '.join(shown)} compare each source test slice with its translation (structure kept, no "
+        "labels or weights): source scores the identity, their optimum; target has no pairs (–). "
     )
 
 

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from metrics_helpers import make_run, random_inception_file, with_metrics
 
-from medtrans.shared.bootstrap import resample_indices
+from medtrans.shared.bootstrap import subsample_indices
 from medtrans.shared.hashing import sha256_file
+from medtrans.shared.intervals import rate_scale, subsample_interval
 from medtrans.shared.stage import StageInputError, execute, state
 from medtrans.stages.metrics import stage as metrics_stage
 from medtrans.stages.metrics.features import Features
@@ -82,19 +83,26 @@ def test_bootstrap_replicates_recompute_from_cached_features(full_run):
     ref = SetFeatures.load(out / "features" / "target_test.npz")
     fake = SetFeatures.load(out / "features" / "cyclegan.npz")
     assert fake.ids == sorted(fake.ids)
-    idx = resample_indices(study.seed, "breast", len(fake), study.metrics.bootstrap)
-    for r in range(study.metrics.bootstrap):
+    R = study.metrics.bootstrap
+    idx = subsample_indices(study.seed, "breast", len(fake), R)
+    ref_idx = subsample_indices(study.seed, "breast", len(ref), R, "reference")
+    assert idx.shape == (R, len(fake) // 2) and all(len(set(row)) == len(row) for row in idx)  # no duplicates
+    for r in range(R):
         row = next(
             b for b in boot if b["set"] == "cyclegan" and b["metric"] == "fid" and int(b["replicate"]) == r
         )
-        want = fid_from_features(
-            ref.inception.pool, Features(fake.inception.pool[idx[r]], fake.inception.logits[idx[r]])
-        )
+        half_set = Features(fake.inception.pool[idx[r]], fake.inception.logits[idx[r]])
+        want = fid_from_features(ref.inception.pool[ref_idx[r]], half_set)
         assert float(row["value"]) == pytest.approx(want, rel=1e-12)
     rows = {(r["set"], r["metric"]): r for r in _rows(out / "metrics.csv")}
     values = [float(b["value"]) for b in boot if b["set"] == "source" and b["metric"] == "swd"]
+    point = float(rows[("source", "swd")]["value"])
     lo, hi = float(rows[("source", "swd")]["ci_low"]), float(rows[("source", "swd")]["ci_high"])
-    assert min(values) <= lo <= hi <= max(values)
+    want = subsample_interval(point, np.array(values), rate_scale(len(fake), len(fake) // 2))
+    assert (lo, hi) == pytest.approx(want, rel=1e-12)
+    for r in rows.values():  # every interval holds its point estimate
+        if r["ci_low"]:
+            assert float(r["ci_low"]) <= float(r["value"]) <= float(r["ci_high"]), r
 
 
 def test_rerun_is_skipped_and_other_weights_rerun(full_run, tmp_path):

@@ -13,9 +13,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from medtrans.shared.bootstrap import percentile_ci, resample_indices
+from medtrans.shared.bootstrap import percentile_ci, resample_indices, subsample_indices
 from medtrans.shared.dataset import COLUMNS
 from medtrans.shared.imageio import read_png, write_png
+from medtrans.shared.intervals import contain, rate_scale, recentred, subsample_interval
 from medtrans.shared.layout import RunLayout
 from medtrans.shared.stage import Unit, execute, state
 from medtrans.stages.report import correlate as C
@@ -166,12 +167,13 @@ def write_metrics(work: Path, task: str, seed: int, models) -> None:
         point = _metric_values(task, q, per_image)
         reps = {k: [] for k in point}
         if set_name != "target_train":
-            for r, pos in enumerate(resample_indices(seed, task, N_TEST, R_METRICS)):
+            for r, pos in enumerate(subsample_indices(seed, task, N_TEST, R_METRICS)):
                 for k, v in _metric_values(task, q, per_image[pos]).items():
                     reps[k].append(v)
                     boot.append({"set": set_name, "metric": k, "replicate": r, "value": v})
         for k, v in point.items():
-            lo, hi = percentile_ci(np.array(reps[k])) if reps[k] else (np.nan, np.nan)
+            scale = rate_scale(N_TEST, N_TEST // 2)
+            lo, hi = subsample_interval(v, np.array(reps[k]), scale) if reps[k] else (np.nan, np.nan)
             unavailable = k == "kid" and set_name == "target_train"
             rows.append(
                 {
@@ -327,20 +329,25 @@ def test_correlations_match_scipy(full):
         dice = _dice_means(layout, task, MODELS)
         dice_img = pd.read_csv(layout.segment(task) / "dice.csv", dtype={"slice_id": str})
         boot = pd.read_csv(layout.metrics(task) / "bootstrap.csv")
-        idx = resample_indices(study.seed, task, N_TEST, R_METRICS)[:R]
+        idx = subsample_indices(study.seed, task, N_TEST, R_METRICS)[:R]
+        scale = rate_scale(N_TEST, idx.shape[1])
         dice_rep = []
         for m in MODELS:
             v = dice_img[(dice_img.set == m) & (dice_img.structure == "mean")].sort_values("slice_id")["dice"]
-            dice_rep.append(v.to_numpy()[idx].mean(axis=1))
+            dice_rep.append(recentred(v.mean(), v.to_numpy()[idx].mean(axis=1), scale))
         dice_rep = np.stack(dice_rep, axis=1)
         for metric in ("fid", "is", "swd_16", "frd"):
             x = _metric_points(layout, task, metric, MODELS)
             x_rep = np.stack(
                 [
-                    boot[(boot.set == m) & (boot.metric == metric)]
-                    .sort_values("replicate")["value"]
-                    .to_numpy()[:R]
-                    for m in MODELS
+                    recentred(
+                        point,
+                        boot[(boot.set == m) & (boot.metric == metric)]
+                        .sort_values("replicate")["value"]
+                        .to_numpy()[:R],
+                        scale,
+                    )
+                    for m, point in zip(MODELS, x, strict=True)
                 ],
                 axis=1,
             )
@@ -360,7 +367,7 @@ def test_correlations_match_scipy(full):
                 assert row.p == pytest.approx(want.pvalue, abs=1e-9)
                 assert row.n == 4
                 reps = np.array([fn(a, b).statistic for a, b in zip(x_rep, dice_rep, strict=True)])
-                lo, hi = np.percentile(reps[np.isfinite(reps)], [2.5, 97.5])
+                lo, hi = contain(*np.percentile(reps[np.isfinite(reps)], [2.5, 97.5]), want.statistic)
                 assert row.ci_low == pytest.approx(lo, abs=1e-9) and row.ci_high == pytest.approx(
                     hi, abs=1e-9
                 )

@@ -1,11 +1,11 @@
 """Every metric of a set against one real reference, computed from per-image features only.
 
 The features of a set (`SetFeatures`: Inception pool3 + logits, SWD neighbourhood descriptors,
-radiomics) are extracted once and cached; `Scorer` then scores a set, or any resample of its
-images (the bootstrap), without running a network again, through the scorer class the metric
-catalogue (`medtrans.shared.catalogue.metrics`) names for each metric (`scorers.py`). Each
-scorer prepares the real reference's side once (KID kernel, SWD sorted projections), so scoring
-many sets against it costs only their side.
+radiomics) are extracted once and cached; `Scorer` then scores a set, or any subsample of its
+images and of the reference's (the interval replicates), without running a network again,
+through the scorer class the metric catalogue (`medtrans.shared.catalogue.metrics`) names for
+each metric (`scorers.py`). Each scorer prepares the real reference's side once (KID kernel,
+SWD sorted projections), so scoring many sets against it costs only their side.
 
 A metric that cannot be computed gives None values and a note saying why (weights missing, too
 few images for the IS splits, ...), never NaN.
@@ -134,17 +134,21 @@ class Scorer:
     def rows(self) -> list[str]:
         return [row for spec in self.specs for row in spec.rows(self.swd_resolutions)]
 
-    def evaluate(self, fake: SetFeatures, index: np.ndarray | None = None) -> Scores:
-        """Every requested metric of `fake` (its images at `index`, if given) vs the reference;
-        the whole set (no index) also gets each metric's notes (FID's N, FRD's log(0))."""
+    def evaluate(
+        self, fake: SetFeatures, index: np.ndarray | None = None, ref_index: np.ndarray | None = None
+    ) -> Scores:
+        """Every requested metric of `fake` (its images at `index`, if given) vs the reference (its
+        images at `ref_index`, if given: a subsample replicate); the whole set (no index) also gets
+        each metric's notes (FID's N, FRD's log(0))."""
         out = Scores()
         idx = np.arange(len(fake)) if index is None else np.asarray(index)
+        ref = None if ref_index is None else np.asarray(ref_index)
         for spec in self.specs:
             reason = self.unavailable.get(spec.name)
             if reason is None:
                 scorer = self._scorers[spec.name]
                 try:
-                    out.values.update(scorer.score(fake, idx))
+                    out.values.update(scorer.score(fake, idx, ref))
                 except SCORING_ERRORS as err:
                     reason = f"unavailable: {err}"
                 else:

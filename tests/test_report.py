@@ -492,6 +492,53 @@ def test_tables_and_summary(full):
     assert "4 points" in summary and "4 points" in (report / "report.html").read_text()
 
 
+def test_every_interval_holds_its_point_estimate(full):
+    """Results tables (Dice, HD95, every metric), correlations and rank agreement."""
+    study, _, report = full
+    checked = 0
+    for task in study.tasks:
+        res = pd.read_csv(report / "tables" / f"results_{task}.csv")
+        for col in [c[: -len("_ci_low")] for c in res.columns if c.endswith("_ci_low")]:
+            ok = res[[col, f"{col}_ci_low", f"{col}_ci_high"]].dropna()
+            assert (ok[f"{col}_ci_low"] <= ok[col] + 1e-12).all() and (
+                ok[col] <= ok[f"{col}_ci_high"] + 1e-12
+            ).all()
+            checked += len(ok)
+    corr = pd.read_csv(report / "correlations.csv").dropna(subset=["r", "ci_low"])
+    assert ((corr.ci_low <= corr.r + 1e-12) & (corr.r <= corr.ci_high + 1e-12)).all() and len(corr)
+    ranks = pd.read_csv(report / "tables" / "rank_agreement.csv").dropna(subset=["tau", "tau_ci_low"])
+    assert ((ranks.tau_ci_low <= ranks.tau + 1e-12) & (ranks.tau <= ranks.tau_ci_high + 1e-12)).all()
+    assert checked > 50
+
+
+def test_scatter_error_bars_are_drawn_on_their_points():
+    from medtrans.stages.report.figures import _err
+
+    assert _err(5.0, 4.0, 7.0) == [[1.0], [2.0]]
+    assert _err(5.0, float("nan"), 7.0) is None
+    with pytest.raises(ValueError, match="does not hold its point"):
+        _err(3.0, 4.0, 7.0)  # the old interval beside its point: no longer drawn
+
+
+def test_translator_level_uncertainty_in_the_report(full):
+    study, _, report = full
+    corr = pd.read_csv(report / "correlations.csv")
+    rank_rows = corr[corr.method.isin(["spearman", "kendall"]) & (corr.scope != "pooled")]
+    assert (rank_rows.p_exact_method == "enumeration").all()
+    # 4 translators: the exact p-values are multiples of 1/4!
+    assert np.allclose((rank_rows.p_exact * 24).round(), rank_rows.p_exact * 24)
+    task_rows = corr[corr.scope != "pooled"].dropna(subset=["loo_min"])
+    assert (task_rows.loo_min <= task_rows.loo_max).all() and len(task_rows)
+    agreement = pd.read_csv(report / "tables" / "agreement.csv")
+    assert set(agreement.scope) == {*study.tasks, "pooled"} and set(agreement.agrees) <= {"yes", "no"}
+    html_text = (report / "report.html").read_text()
+    summary = (report / "summary.md").read_text()
+    for text in (html_text, summary):
+        assert "stated rule" in text
+    assert "Two uncertainties, two questions" in html_text and "test images" in html_text
+    assert "agree with Dice only if" in html_text
+
+
 def test_no_patient_identifier_in_report(full):
     _, _, report = full
     files = [p for p in report.rglob("*") if p.is_file()]

@@ -4,7 +4,8 @@ SWD's sorted projections) and then scores a set, or the set's images at `idx` ag
 reference's images at `ref` (a subsample replicate; None: the whole reference), from per-image
 features alone.
 
-The protocol: `__init__(real, settings)`; `score(fake, idx, ref) -> {row: value}`; optionally
+The protocol: `__init__(real, settings)`; `score(fake, idx, ref) -> {row: value}` (`ref` may be
+left out of the signature by a metric that does not read the reference per replicate); optionally
 `notes(values, n) -> {row: note}` for the full set. Missing inputs or undefined values raise a
 ValueError (the row then says "unavailable: <why>"), never NaN.
 """

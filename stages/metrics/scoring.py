@@ -14,6 +14,7 @@ few images for the IS splits, ...), never NaN.
 from __future__ import annotations
 
 import importlib
+import inspect
 import io
 import zipfile
 from dataclasses import dataclass, field
@@ -130,6 +131,11 @@ class Scorer:
                 self._scorers[spec.name] = scorer_class(spec)(real, settings)
             except SCORING_ERRORS as err:
                 self.unavailable[spec.name] = f"unavailable: real set: {err}"
+        # scorers whose `score` takes the reference's positions (`ref`); one that does not (a
+        # metric of the translated set alone or of image pairs) is scored against all of it
+        self._takes_ref = {
+            name for name, s in self._scorers.items() if len(inspect.signature(s.score).parameters) >= 3
+        }
 
     def rows(self) -> list[str]:
         return [row for spec in self.specs for row in spec.rows(self.swd_resolutions)]
@@ -148,7 +154,8 @@ class Scorer:
             if reason is None:
                 scorer = self._scorers[spec.name]
                 try:
-                    out.values.update(scorer.score(fake, idx, ref))
+                    args = (fake, idx, ref) if spec.name in self._takes_ref else (fake, idx)
+                    out.values.update(scorer.score(*args))
                 except SCORING_ERRORS as err:
                     reason = f"unavailable: {err}"
                 else:

@@ -1,5 +1,6 @@
 """From the gathered run data to the report's tables: the results per task, the correlations
-(per task and pooled, with bootstrap CIs) and the rank agreement of each metric with Dice.
+(per task and pooled, with image-level intervals and translator-level uncertainty), the rank
+agreement of each metric with Dice and whether the stated rule lets the report say it agrees.
 
 Image-level replicates: replicate r of a set's mean Dice averages its per-image Dice (structure
 `mean`, rows sorted by slice_id) over `subsample_indices(seed, task, n, R)[r]`, the same

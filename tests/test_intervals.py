@@ -87,7 +87,7 @@ def test_half_sample_intervals_cover_the_known_value(simulation):
     for metric in ("fid", "kid"):
         got = coverage(rows["half"][metric], truth[metric])
         assert got["trials"] == 100 and got["holds_point"] == 1.0
-        assert 0.88 <= got["coverage"] <= 1.0, (metric, got)
+        assert 0.85 <= got["coverage"] <= 1.0, (metric, got)  # 100 trials: a standard error of ~2.2%
 
 
 def test_the_replaced_with_replacement_interval_fails_the_same_check(simulation):
@@ -96,7 +96,7 @@ def test_the_replaced_with_replacement_interval_fails_the_same_check(simulation)
 
     _, truth, rows = simulation
     got = coverage(rows["percentile"]["fid"], truth["fid"])
-    assert got["coverage"] < 0.88 and got["holds_point"] < 1.0, got
+    assert got["coverage"] < 0.85 and got["holds_point"] < 1.0, got
 
 
 # ---- translator level --------------------------------------------------------------------
@@ -157,7 +157,8 @@ def test_leave_one_out():
     want = [stats.pearsonr(np.delete(x, i), np.delete(y, i)).statistic for i in range(5)]
     np.testing.assert_allclose(loo, want)
     grouped = TR.leave_one_out(x, y, "spearman", ["a", "b", "a", "c", "c"])
-    assert len(grouped) == 3 and np.isnan(grouped[0])  # a out: 3 points left, but b and c only
+    keep = ([1, 3, 4], [0, 2, 3, 4], [0, 1, 2])  # a, b, c left out in turn
+    np.testing.assert_allclose(grouped, [stats.spearmanr(x[k], y[k]).statistic for k in keep])
     assert np.isnan(TR.leave_one_out(x[:3], y[:3], "pearson")).all()  # 2 points left: undefined
 
 

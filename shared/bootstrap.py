@@ -1,14 +1,16 @@
-"""Shared bootstrap resamples, so that every stage resamples the *same* test images.
+"""Shared resamples, so that every stage resamples the *same* test images.
 
-The segment stage (per-image Dice), the metrics stage (metrics recomputed from cached
-features) and the report (correlations per replicate) all draw replicate r from
-`resample_indices(seed, task, n, replicates)[r]`: positions into the task's source test
-slices sorted by slice_id. Translated sets carry the source slice ids, so replicate r
-means the same images for every translator.
+`subsample_indices(seed, task, n, R)[r]` (half-samples without replacement) is replicate r of
+the metrics stage (every metric recomputed from cached features) and of the report (Dice and
+every metric on the same images, then the correlations per replicate): positions into the
+task's source test slices sorted by slice_id. Translated sets carry the source slice ids, so
+replicate r means the same images for every translator. `resample_indices` (with replacement)
+is the segment stage's bootstrap of mean Dice in summary.csv, valid for a mean.
 """
 
 import numpy as np
 
+from medtrans.shared.intervals import half
 from medtrans.shared.seeding import rng
 
 
@@ -27,3 +29,13 @@ def percentile_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float
         return (float("nan"), float("nan"))
     lo, hi = np.percentile(values, [50 * (1 - level), 100 - 50 * (1 - level)])
     return float(lo), float(hi)
+
+
+def subsample_indices(seed: int, task: str, n: int, replicates: int, role: str = "sets") -> np.ndarray:
+    """A (replicates, n // 2) int array of sorted positions drawn *without* replacement (the
+    half-samples of `medtrans.shared.intervals`); deterministic. `role` keeps the reference's
+    draws independent of the evaluated sets' ("sets": every set of one task with n images,
+    paired with Dice; "reference": the real reference)."""
+    b = half(n)
+    gen = rng(seed, "subsample", task, role, n)
+    return np.sort(np.argsort(gen.random((replicates, n)), axis=1)[:, :b], axis=1)

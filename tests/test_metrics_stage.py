@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 from metrics_helpers import make_run, random_inception_file, with_metrics
 
-from medtrans.shared.bootstrap import resample_indices
+from medtrans.shared.bootstrap import subsample_indices
 from medtrans.shared.hashing import sha256_file
 from medtrans.shared.imageio import read_png
+from medtrans.shared.intervals import rate_scale, subsample_interval
 from medtrans.shared.stage import StageInputError, execute, state
 from medtrans.stages.metrics import stage as metrics_stage
 from medtrans.stages.metrics.features import Features
@@ -89,19 +90,26 @@ def test_bootstrap_replicates_recompute_from_cached_features(full_run):
     ref = SetFeatures.load(out / "features" / "target_test.npz")
     fake = SetFeatures.load(out / "features" / "cyclegan.npz")
     assert fake.ids == sorted(fake.ids)
-    idx = resample_indices(study.seed, "breast", len(fake), study.metrics.bootstrap)
-    for r in range(study.metrics.bootstrap):
+    R = study.metrics.bootstrap
+    idx = subsample_indices(study.seed, "breast", len(fake), R)
+    ref_idx = subsample_indices(study.seed, "breast", len(ref), R, "reference")
+    assert idx.shape == (R, len(fake) // 2) and all(len(set(row)) == len(row) for row in idx)  # no duplicates
+    for r in range(R):
         row = next(
             b for b in boot if b["set"] == "cyclegan" and b["metric"] == "fid" and int(b["replicate"]) == r
         )
-        want = fid_from_features(
-            ref.inception.pool, Features(fake.inception.pool[idx[r]], fake.inception.logits[idx[r]])
-        )
+        half_set = Features(fake.inception.pool[idx[r]], fake.inception.logits[idx[r]])
+        want = fid_from_features(ref.inception.pool[ref_idx[r]], half_set)
         assert float(row["value"]) == pytest.approx(want, rel=1e-12)
     rows = {(r["set"], r["metric"]): r for r in _rows(out / "metrics.csv")}
     values = [float(b["value"]) for b in boot if b["set"] == "source" and b["metric"] == "swd"]
+    point = float(rows[("source", "swd")]["value"])
     lo, hi = float(rows[("source", "swd")]["ci_low"]), float(rows[("source", "swd")]["ci_high"])
-    assert min(values) <= lo <= hi <= max(values)
+    want = subsample_interval(point, np.array(values), rate_scale(len(fake), len(fake) // 2))
+    assert (lo, hi) == pytest.approx(want, rel=1e-12)
+    for r in rows.values():  # every interval holds its point estimate
+        if r["ci_low"]:
+            assert float(r["ci_low"]) <= float(r["value"]) <= float(r["ci_high"]), r
 
 
 def test_pair_metrics_pair_each_translation_with_its_source_slice(full_run):
@@ -122,7 +130,7 @@ def test_pair_metrics_pair_each_translation_with_its_source_slice(full_run):
     assert feats.ids == ids and set(feats.pairs) == set(PAIRS)
     rows = {(r["set"], r["metric"]): r for r in _rows(out / "metrics.csv")}
     boot = _rows(out / "bootstrap.csv")
-    idx = resample_indices(study.seed, "breast", N_TEST, study.metrics.bootstrap)
+    idx = subsample_indices(study.seed, "breast", N_TEST, study.metrics.bootstrap)
     for name in PAIRS:
         assert np.array_equal(feats.pairs[name], want[name])
         assert float(rows[("cyclegan", name)]["value"]) == pytest.approx(want[name].mean(), rel=1e-12)
@@ -133,7 +141,10 @@ def test_pair_metrics_pair_each_translation_with_its_source_slice(full_run):
         )
         assert [v for _, v in reps] == pytest.approx(want[name][idx].mean(axis=1), rel=1e-12)
         lo, hi = float(rows[("cyclegan", name)]["ci_low"]), float(rows[("cyclegan", name)]["ci_high"])
-        assert min(v for _, v in reps) <= lo <= hi <= max(v for _, v in reps)
+        point = want[name].mean()
+        scale = rate_scale(N_TEST, N_TEST // 2)
+        assert (lo, hi) == pytest.approx(subsample_interval(point, np.array([v for _, v in reps]), scale))
+        assert lo <= point <= hi
     identity = {"nmi": 2.0, "mind": 0.0, "ngf": 1.0}
     for name, value in identity.items():
         assert float(rows[("source", name)]["value"]) == pytest.approx(value, abs=1e-12)

@@ -13,9 +13,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from medtrans.shared.bootstrap import percentile_ci, resample_indices
+from medtrans.shared.bootstrap import percentile_ci, resample_indices, subsample_indices
 from medtrans.shared.dataset import COLUMNS
 from medtrans.shared.imageio import read_png, write_png
+from medtrans.shared.intervals import contain, rate_scale, recentred, subsample_interval
 from medtrans.shared.layout import RunLayout
 from medtrans.shared.stage import Unit, execute, state
 from medtrans.stages.report import correlate as C
@@ -173,12 +174,13 @@ def write_metrics(work: Path, task: str, seed: int, models) -> None:
         point = _metric_values(task, q, per_image)
         reps = {k: [] for k in point}
         if set_name != "target_train":
-            for r, pos in enumerate(resample_indices(seed, task, N_TEST, R_METRICS)):
+            for r, pos in enumerate(subsample_indices(seed, task, N_TEST, R_METRICS)):
                 for k, v in _metric_values(task, q, per_image[pos]).items():
                     reps[k].append(v)
                     boot.append({"set": set_name, "metric": k, "replicate": r, "value": v})
         for k, v in point.items():
-            lo, hi = percentile_ci(np.array(reps[k])) if reps[k] else (np.nan, np.nan)
+            scale = rate_scale(N_TEST, N_TEST // 2)
+            lo, hi = subsample_interval(v, np.array(reps[k]), scale) if reps[k] else (np.nan, np.nan)
             unavailable = k == "kid" and set_name == "target_train"
             not_applicable = k in PAIRS and set_name == "target_train"  # the floor has no source pairs
             empty = unavailable or not_applicable
@@ -337,20 +339,25 @@ def test_correlations_match_scipy(full):
         dice = _dice_means(layout, task, MODELS)
         dice_img = pd.read_csv(layout.segment(task) / "dice.csv", dtype={"slice_id": str})
         boot = pd.read_csv(layout.metrics(task) / "bootstrap.csv")
-        idx = resample_indices(study.seed, task, N_TEST, R_METRICS)[:R]
+        idx = subsample_indices(study.seed, task, N_TEST, R_METRICS)[:R]
+        scale = rate_scale(N_TEST, idx.shape[1])
         dice_rep = []
         for m in MODELS:
             v = dice_img[(dice_img.set == m) & (dice_img.structure == "mean")].sort_values("slice_id")["dice"]
-            dice_rep.append(v.to_numpy()[idx].mean(axis=1))
+            dice_rep.append(recentred(v.mean(), v.to_numpy()[idx].mean(axis=1), scale))
         dice_rep = np.stack(dice_rep, axis=1)
         for metric in ("fid", "is", "swd_16", "frd", "nmi", "mind"):
             x = _metric_points(layout, task, metric, MODELS)
             x_rep = np.stack(
                 [
-                    boot[(boot.set == m) & (boot.metric == metric)]
-                    .sort_values("replicate")["value"]
-                    .to_numpy()[:R]
-                    for m in MODELS
+                    recentred(
+                        point,
+                        boot[(boot.set == m) & (boot.metric == metric)]
+                        .sort_values("replicate")["value"]
+                        .to_numpy()[:R],
+                        scale,
+                    )
+                    for m, point in zip(MODELS, x, strict=True)
                 ],
                 axis=1,
             )
@@ -370,7 +377,7 @@ def test_correlations_match_scipy(full):
                 assert row.p == pytest.approx(want.pvalue, abs=1e-9)
                 assert row.n == 4
                 reps = np.array([fn(a, b).statistic for a, b in zip(x_rep, dice_rep, strict=True)])
-                lo, hi = np.percentile(reps[np.isfinite(reps)], [2.5, 97.5])
+                lo, hi = contain(*np.percentile(reps[np.isfinite(reps)], [2.5, 97.5]), want.statistic)
                 assert row.ci_low == pytest.approx(lo, abs=1e-9) and row.ci_high == pytest.approx(
                     hi, abs=1e-9
                 )
@@ -522,6 +529,53 @@ def test_pair_metrics_in_tables_without_a_floor_value(full):
     corr = pd.read_csv(report / "correlations.csv")
     signs = corr[corr.anatomy == "dice"].groupby("metric").expected_sign.first()
     assert (signs["nmi"], signs["mind"], signs["ngf"]) == ("+", "-", "+")
+
+
+def test_every_interval_holds_its_point_estimate(full):
+    """Results tables (Dice, HD95, every metric), correlations and rank agreement."""
+    study, _, report = full
+    checked = 0
+    for task in study.tasks:
+        res = pd.read_csv(report / "tables" / f"results_{task}.csv")
+        for col in [c[: -len("_ci_low")] for c in res.columns if c.endswith("_ci_low")]:
+            ok = res[[col, f"{col}_ci_low", f"{col}_ci_high"]].dropna()
+            assert (ok[f"{col}_ci_low"] <= ok[col] + 1e-12).all() and (
+                ok[col] <= ok[f"{col}_ci_high"] + 1e-12
+            ).all()
+            checked += len(ok)
+    corr = pd.read_csv(report / "correlations.csv").dropna(subset=["r", "ci_low"])
+    assert ((corr.ci_low <= corr.r + 1e-12) & (corr.r <= corr.ci_high + 1e-12)).all() and len(corr)
+    ranks = pd.read_csv(report / "tables" / "rank_agreement.csv").dropna(subset=["tau", "tau_ci_low"])
+    assert ((ranks.tau_ci_low <= ranks.tau + 1e-12) & (ranks.tau <= ranks.tau_ci_high + 1e-12)).all()
+    assert checked > 50
+
+
+def test_scatter_error_bars_are_drawn_on_their_points():
+    from medtrans.stages.report.figures import _err
+
+    assert _err(5.0, 4.0, 7.0) == [[1.0], [2.0]]
+    assert _err(5.0, float("nan"), 7.0) is None
+    with pytest.raises(ValueError, match="does not hold its point"):
+        _err(3.0, 4.0, 7.0)  # the old interval beside its point: no longer drawn
+
+
+def test_translator_level_uncertainty_in_the_report(full):
+    study, _, report = full
+    corr = pd.read_csv(report / "correlations.csv")
+    rank_rows = corr[corr.method.isin(["spearman", "kendall"]) & (corr.scope != "pooled")]
+    assert (rank_rows.p_exact_method == "enumeration").all()
+    # 4 translators: the exact p-values are multiples of 1/4!
+    assert np.allclose((rank_rows.p_exact * 24).round(), rank_rows.p_exact * 24)
+    task_rows = corr[corr.scope != "pooled"].dropna(subset=["loo_min"])
+    assert (task_rows.loo_min <= task_rows.loo_max).all() and len(task_rows)
+    agreement = pd.read_csv(report / "tables" / "agreement.csv")
+    assert set(agreement.scope) == {*study.tasks, "pooled"} and set(agreement.agrees) <= {"yes", "no"}
+    html_text = (report / "report.html").read_text()
+    summary = (report / "summary.md").read_text()
+    for text in (html_text, summary):
+        assert "stated rule" in text
+    assert "Two uncertainties, two questions" in html_text and "test images" in html_text
+    assert "agree with Dice only if" in html_text
 
 
 def test_no_patient_identifier_in_report(full):

@@ -15,6 +15,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
+from medtrans.shared.bootstrap import subsample_indices
 from medtrans.shared.catalogue import metrics as catalogue
 from medtrans.shared.device import resolve_device
 from medtrans.shared.seeding import derive_seed
@@ -100,6 +101,7 @@ def compare(
     rows, _ = score_sets(
         feats[0], [("fake", feats[1])], _score_settings(o, metrics, params, dev), unavailable,
         lambda _name, n: _resamples(o, n), network.sha256 if network is not None else "",
+        reference_resamples=_resamples(o, len(feats[0]), "reference"),
     )  # fmt: skip
     return {
         "real": _inputs(real_set),
@@ -156,10 +158,11 @@ def _score_settings(o: CompareSettings, metrics: tuple[str, ...], params: SWDPar
     )  # fmt: skip
 
 
-def _resamples(o: CompareSettings, n: int) -> np.ndarray | None:
+def _resamples(o: CompareSettings, n: int, role: str = "sets") -> np.ndarray | None:
+    """Half-samples without replacement (`medtrans.shared.intervals`), from the compare seed."""
     if o.bootstrap <= 0:
         return None
-    return np.random.default_rng(derive_seed(o.seed, "bootstrap")).integers(0, n, (o.bootstrap, n))
+    return subsample_indices(o.seed, "compare", n, o.bootstrap, role)
 
 
 def _settings_record(o: CompareSettings, metrics: tuple[str, ...], params: SWDParams) -> dict:
@@ -215,7 +218,7 @@ def register(app: typer.Typer) -> None:
         ] = "auto",
         size: Annotated[int | None, typer.Option(help="Resize every slice to SIZE x SIZE.")] = None,
         bootstrap: Annotated[
-            int, typer.Option(help="Bootstrap resamples of FAKE for 95% intervals (0: none).")
+            int, typer.Option(help="Half-sample replicates of both folders for 95% intervals (0: none).")
         ] = 0,
         seed: Annotated[
             int, typer.Option(help="Seed of every random choice (KID/IS 2020 = torch-fidelity).")

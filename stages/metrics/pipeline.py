@@ -1,8 +1,8 @@
 """The one scoring pipeline of the metrics stage and `medtrans compare`: per-image features of
 every set, then every metric of each set against the real reference (first), its bootstrap
-replicates and intervals, and the result rows.
+subsample replicates and intervals, and the result rows.
 
-    features (extract.py) -> statistics and metrics (Scorer, scorers.py) -> bootstrap -> rows
+    features (extract.py) -> statistics and metrics (Scorer, scorers.py) -> subsample intervals -> rows
 
 The pair metrics (`pairs.py`) take their per-image values against each image's source slice
 (`ImageStack.sources`) as features and average them, so they go through the same bootstrap.
@@ -104,18 +104,18 @@ def score_sets(
     resamples: Callable[[str, int], np.ndarray | None],
     network_sha256: str,
     label: str = "",
+    reference_resamples: np.ndarray | None = None,
 ) -> tuple[list[MetricRow], dict[str, dict[str, np.ndarray]]]:
-    """Rows of every (name, features) set against `reference`, and the bootstrap replicates per
-    set: `resamples(name, n)` gives the (R, n) image positions of its replicates, or None."""
+    """Rows of every (name, features) set against `reference`, and the interval replicates per
+    set: `resamples(name, n)` gives the (R, b) image positions of its replicates, or None (no
+    interval); `reference_resamples` the reference's (R, b_ref) positions (None: kept whole)."""
     scorer = Scorer(reference, settings, unavailable)
+    points = {name: scorer.evaluate(feats) for name, feats in sets}
+    draws = [(name, feats, resamples(name, len(feats))) for name, feats in sets]
+    drawn = [(name, feats, idx) for name, feats, idx in draws if idx is not None]
+    boot = replicate_values(scorer, drawn, reference_resamples, desc=f"intervals {label}".strip())
     rows: list[MetricRow] = []
-    boot: dict[str, dict[str, np.ndarray]] = {}
-    for name, feats in sets:
-        point = scorer.evaluate(feats)
-        indices = resamples(name, len(feats))
-        ci = {}
-        if indices is not None:
-            boot[name] = replicate_values(scorer, feats, indices, desc=f"bootstrap {label}{name}")
-            ci = intervals(boot[name])
-        rows += result_rows(name, scorer.rows(), point, ci, len(feats), network_sha256)
+    for name, feats, idx in draws:
+        ci = {} if idx is None else intervals(points[name], boot[name], len(feats), idx.shape[1])
+        rows += result_rows(name, scorer.rows(), points[name], ci, len(feats), network_sha256)
     return rows, boot

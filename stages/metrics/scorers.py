@@ -1,9 +1,11 @@
 """One scorer class per metric of the catalogue (`medtrans.shared.catalogue.metrics`, which names
 each class in its `scorer`): built once per real reference, it prepares that side (KID's kernel,
-SWD's sorted projections) and then scores a set, or the set's images at `idx` (a bootstrap
-resample), from per-image features alone.
+SWD's sorted projections) and then scores a set, or the set's images at `idx` against the
+reference's images at `ref` (a subsample replicate; None: the whole reference), from per-image
+features alone.
 
-The protocol: `__init__(real, settings)`; `score(fake, idx) -> {row: value}`; optionally
+The protocol: `__init__(real, settings)`; `score(fake, idx, ref) -> {row: value}` (`ref` may be
+left out of the signature by a metric that does not read the reference per replicate); optionally
 `notes(values, n) -> {row: note}` for the full set. Missing inputs or undefined values raise a
 ValueError (the row then says "unavailable: <why>"), never NaN.
 
@@ -15,6 +17,7 @@ and it averages them.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from medtrans.shared.catalogue import metrics as catalogue
 from medtrans.stages.metrics import mind, ngf, nmi
@@ -24,7 +27,9 @@ from medtrans.stages.metrics.inception_score import inception_score
 from medtrans.stages.metrics.kid import kid_from_kernels, polynomial_kernel
 from medtrans.stages.metrics.pairs import mean_over_pairs
 from medtrans.stages.metrics.scoring import NotApplicable, ScoreSettings, SetFeatures
-from medtrans.stages.metrics.swd import SWDReference
+from medtrans.stages.metrics.swd import SWDDescriptors, SWDReference
+
+Index = np.ndarray | None  # positions into the reference (a subsample replicate), None: all of it
 
 
 def _inception(s: SetFeatures):
@@ -37,8 +42,9 @@ class FIDScorer:
     def __init__(self, real: SetFeatures, settings: ScoreSettings):
         self.real = real
 
-    def score(self, fake: SetFeatures, idx: np.ndarray) -> dict[str, float | None]:
+    def score(self, fake: SetFeatures, idx: np.ndarray, ref: Index = None) -> dict[str, float | None]:
         real_pool, fake_pool = _inception(self.real).pool, _inception(fake).pool
+        real_pool = real_pool if ref is None else real_pool[ref]
         return {"fid": fid_result(real_pool, fake_pool[idx], warn=False).value}
 
     def notes(self, values: dict, n: int) -> dict[str, str]:
@@ -49,26 +55,30 @@ class FIDScorer:
 
 
 class KIDScorer:
-    """The real set's kernel once; the fake set's kernels once per set, reused by its replicates."""
+    """The real set's kernel once; each fake set's kernels once, reused by all its replicates
+    (replicates run set by set within each reference subsample)."""
 
     def __init__(self, real: SetFeatures, settings: ScoreSettings):
         self.real, self.settings = real, settings
         self._kxx = polynomial_kernel(real.inception.pool, real.inception.pool) if real.inception else None
-        self._kernels: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._kernels: dict[int, tuple[SetFeatures, np.ndarray, np.ndarray]] = {}
 
     def _fake_kernels(self, fake: SetFeatures) -> tuple[np.ndarray, np.ndarray]:
-        key = id(fake)
-        if key not in self._kernels:
+        entry = self._kernels.get(id(fake))
+        if entry is None or entry[0] is not fake:  # the set itself is kept, so its id is not reused
             x, y = _inception(self.real).pool, _inception(fake).pool
-            self._kernels = {key: (polynomial_kernel(x, y), polynomial_kernel(y, y))}
-        return self._kernels[key]
+            entry = self._kernels[id(fake)] = (fake, polynomial_kernel(x, y), polynomial_kernel(y, y))
+        return entry[1], entry[2]
 
-    def score(self, fake: SetFeatures, idx: np.ndarray) -> dict[str, float | None]:
+    def score(self, fake: SetFeatures, idx: np.ndarray, ref: Index = None) -> dict[str, float | None]:
         _inception(self.real), _inception(fake)
         s = self.settings
         kxy, kyy = self._fake_kernels(fake)
+        kxx = self._kxx
+        if ref is not None:
+            kxx, kxy = kxx[np.ix_(ref, ref)], kxy[ref]
         mean, std = kid_from_kernels(
-            self._kxx, kxy[:, idx], kyy[np.ix_(idx, idx)], s.kid_subsets, s.kid_subset_size, s.kid_seed
+            kxx, kxy[:, idx], kyy[np.ix_(idx, idx)], s.kid_subsets, s.kid_subset_size, s.kid_seed
         )
         return {"kid": mean, "kid_std": std}
 
@@ -77,8 +87,8 @@ class ISScorer:
     def __init__(self, real: SetFeatures, settings: ScoreSettings):
         self.real, self.settings = real, settings
 
-    def score(self, fake: SetFeatures, idx: np.ndarray) -> dict[str, float | None]:
-        _inception(self.real)
+    def score(self, fake: SetFeatures, idx: np.ndarray, ref: Index = None) -> dict[str, float | None]:
+        _inception(self.real)  # IS reads the translated set alone: `ref` does not enter
         mean, std = inception_score(
             _inception(fake).logits[idx], self.settings.is_splits, self.settings.is_seed
         )
@@ -87,18 +97,33 @@ class ISScorer:
 
 class SWDScorer:
     """The real set's sorted projections once (`SWDReference`); an SWDInputError there makes
-    the metric unavailable for every set."""
+    the metric unavailable for every set. A reference subsample gets its own sorted projections
+    (same directions), kept while consecutive calls use that subsample."""
 
     def __init__(self, real: SetFeatures, settings: ScoreSettings):
         s = settings
-        self.reference = None
+        self.real, self.settings, self.reference = real, settings, None
+        self._sub: tuple[bytes, SWDReference] | None = None
         if real.swd is not None:
             self.reference = SWDReference(real.swd, s.swd, s.swd_seed, device=s.device)
 
-    def score(self, fake: SetFeatures, idx: np.ndarray) -> dict[str, float | None]:
+    def _reference(self, ref: np.ndarray | None) -> SWDReference:
+        if ref is None:
+            return self.reference
+        key = np.asarray(ref, dtype=np.int64).tobytes()
+        if self._sub is None or self._sub[0] != key:
+            picked = torch.as_tensor(np.asarray(ref), dtype=torch.long)
+            real = self.real.swd
+            sub = SWDDescriptors(real.resolutions, [lvl[picked] for lvl in real.levels], real.channels)
+            directions = self.reference.directions
+            s = self.settings
+            self._sub = (key, SWDReference(sub, s.swd, directions=directions, device=s.device))
+        return self._sub[1]
+
+    def score(self, fake: SetFeatures, idx: np.ndarray, ref: Index = None) -> dict[str, float | None]:
         if self.reference is None or fake.swd is None:
             raise ValueError("no SWD descriptors")
-        res = self.reference.score(fake.swd, index=idx)
+        res = self._reference(ref).score(fake.swd, index=idx)
         return {"swd": res.average, **{f"swd_{r}": v for r, v in res.per_level.items()}}
 
 
@@ -106,10 +131,11 @@ class FRDScorer:
     def __init__(self, real: SetFeatures, settings: ScoreSettings):
         self.real = real
 
-    def score(self, fake: SetFeatures, idx: np.ndarray) -> dict[str, float | None]:
+    def score(self, fake: SetFeatures, idx: np.ndarray, ref: Index = None) -> dict[str, float | None]:
         if self.real.radiomics is None or fake.radiomics is None:
             raise ValueError("no radiomics features")
-        res = frd_from_features(self.real.radiomics, fake.radiomics.subset(idx))
+        real = self.real.radiomics if ref is None else self.real.radiomics.subset(ref)
+        res = frd_from_features(real, fake.radiomics.subset(idx))
         return {"frd": res.frd, "frd_log": res.frd_log}
 
     def notes(self, values: dict, n: int) -> dict[str, str]:

@@ -1,11 +1,11 @@
 """Every metric of a set against one real reference, computed from per-image features only.
 
 The features of a set (`SetFeatures`: Inception pool3 + logits, SWD neighbourhood descriptors,
-radiomics) are extracted once and cached; `Scorer` then scores a set, or any resample of its
-images (the bootstrap), without running a network again, through the scorer class the metric
-catalogue (`medtrans.shared.catalogue.metrics`) names for each metric (`scorers.py`). Each
-scorer prepares the real reference's side once (KID kernel, SWD sorted projections), so scoring
-many sets against it costs only their side.
+radiomics) are extracted once and cached; `Scorer` then scores a set, or any subsample of its
+images and of the reference's (the interval replicates), without running a network again,
+through the scorer class the metric catalogue (`medtrans.shared.catalogue.metrics`) names for
+each metric (`scorers.py`). Each scorer prepares the real reference's side once (KID kernel,
+SWD sorted projections), so scoring many sets against it costs only their side.
 
 A metric that cannot be computed gives None values and a note saying why (weights missing, too
 few images for the IS splits, ...), never NaN.
@@ -14,6 +14,7 @@ few images for the IS splits, ...), never NaN.
 from __future__ import annotations
 
 import importlib
+import inspect
 import io
 import zipfile
 from dataclasses import dataclass, field
@@ -144,21 +145,31 @@ class Scorer:
                 self._scorers[spec.name] = scorer_class(spec)(real, settings)
             except SCORING_ERRORS as err:
                 self.unavailable[spec.name] = f"unavailable: real set: {err}"
+        # scorers whose `score` takes the reference's positions (`ref`); one that does not (a
+        # metric of the translated set alone or of image pairs) is scored against all of it
+        self._takes_ref = {
+            name for name, s in self._scorers.items() if len(inspect.signature(s.score).parameters) >= 3
+        }
 
     def rows(self) -> list[str]:
         return [row for spec in self.specs for row in spec.rows(self.swd_resolutions)]
 
-    def evaluate(self, fake: SetFeatures, index: np.ndarray | None = None) -> Scores:
-        """Every requested metric of `fake` (its images at `index`, if given) vs the reference;
-        the whole set (no index) also gets each metric's notes (FID's N, FRD's log(0))."""
+    def evaluate(
+        self, fake: SetFeatures, index: np.ndarray | None = None, ref_index: np.ndarray | None = None
+    ) -> Scores:
+        """Every requested metric of `fake` (its images at `index`, if given) vs the reference (its
+        images at `ref_index`, if given: a subsample replicate); the whole set (no index) also gets
+        each metric's notes (FID's N, FRD's log(0))."""
         out = Scores()
         idx = np.arange(len(fake)) if index is None else np.asarray(index)
+        ref = None if ref_index is None else np.asarray(ref_index)
         for spec in self.specs:
             reason = self.unavailable.get(spec.name)
             if reason is None:
                 scorer = self._scorers[spec.name]
                 try:
-                    out.values.update(scorer.score(fake, idx))
+                    args = (fake, idx, ref) if spec.name in self._takes_ref else (fake, idx)
+                    out.values.update(scorer.score(*args))
                 except SCORING_ERRORS as err:
                     reason = str(err) if isinstance(err, NotApplicable) else f"unavailable: {err}"
                 else:

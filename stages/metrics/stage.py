@@ -1,16 +1,17 @@
 """The metrics stage: per task, every translated test set and two baselines against the real
-target test set, with bootstrap intervals, from cached per-image features.
+target test set, with subsample intervals, from cached per-image features.
 
 Sets (see the run-folder formats): each translator with a complete manifest (its translated
 source test slices), `source` (the untranslated source test slices: how far apart the domains
 are) and `target_train` (real target train slices: the real-vs-real floor; by default a seeded
 draw of as many images as the translated sets have, since FID and KID depend on N). The
-reference, `target_test`, is never resampled. The pair metrics (NMI, MIND-SSC, NGF) compare
-each translated slice with its source slice (from the preprocess output, matched by slice id)
-instead: `source` scores the identity, `target_train` has no pairs (rows "not applicable").
-Outputs in `metrics/<task>/`: metrics.csv, bootstrap.csv, features/<set>.npz (per-image
-Inception pool3 + logits, SWD descriptors, radiomics, per-pair values), manifest.json.
-Radiomics are also cached by image sha256 in `<run>/.cache/frd/`.
+reference, `target_test`, is half-sampled per replicate like every set (its own draws; intervals:
+`medtrans.shared.intervals`). The pair metrics (NMI, MIND-SSC, NGF) compare each translated slice
+with its source slice (from the preprocess output, matched by slice id) instead: `source` scores
+the identity, `target_train` has no pairs (rows "not applicable"). Outputs in `metrics/<task>/`:
+metrics.csv, bootstrap.csv, features/<set>.npz (per-image Inception pool3 + logits, SWD
+descriptors, radiomics, per-pair values), manifest.json. Radiomics are also cached by image sha256
+in `<run>/.cache/frd/`.
 
 The Inception weights come from $MEDTRANS_WEIGHTS (default ./weights) or the study's
 `metrics.extractor` (a custom, explicitly non-standard file); the file's sha256 is part of
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medtrans.shared.bootstrap import resample_indices
+from medtrans.shared.bootstrap import subsample_indices
 from medtrans.shared.catalogue import metrics as catalogue
 from medtrans.shared.config import StudyConfig
 from medtrans.shared.config.translate import MODELS
@@ -47,7 +48,7 @@ from medtrans.stages.metrics.swd import SWDParams
 from medtrans.stages.metrics.weights import WeightsMismatch, weights_dir
 
 STAGE = "metrics"
-VERSION = "1"
+VERSION = "2"  # 2: intervals by half-sampling without replacement
 REFERENCE = "target_test"
 TRANSLATED_DIR = "test"
 log = get_logger("medtrans.metrics")
@@ -180,13 +181,14 @@ def _build(ctx: UnitContext, study: StudyConfig, task: str, models: list[str], n
     for spec, feats in zip(specs, features, strict=True):
         feats.save(feat_dir / f"{spec.name}.npz")
 
-    def resamples(name: str, n: int) -> np.ndarray | None:  # the draws segment uses for Dice
-        return resample_indices(study.seed, task, n, cfg.bootstrap) if cfg.bootstrap > 0 else None
+    def resamples(name: str, n: int) -> np.ndarray | None:  # the draws the report uses for Dice
+        return subsample_indices(study.seed, task, n, cfg.bootstrap) if cfg.bootstrap > 0 else None
 
+    ref = subsample_indices(study.seed, task, len(specs[0].ids), cfg.bootstrap, "reference")
     rows, boot = score_sets(
         features[0], [(s.name, f) for s, f in zip(specs[1:], features[1:], strict=True)],
         _score_settings(study, task, fs.swd, swd_seed, device), unavailable, resamples, network.sha256,
-        label=f"{task}/",
+        label=f"{task}/", reference_resamples=ref if cfg.bootstrap > 0 else None,
     )  # fmt: skip
     write_rows(ctx.work / "metrics.csv", rows)
     write_bootstrap(ctx.work / "bootstrap.csv", boot)

@@ -1,21 +1,29 @@
 """From the gathered run data to the report's tables: the results per task, the correlations
-(per task and pooled, with bootstrap CIs) and the rank agreement of each metric with Dice.
+(per task and pooled, with image-level intervals and translator-level uncertainty), the rank
+agreement of each metric with Dice and whether the stated rule lets the report say it agrees.
 
-Bootstrap pairing: replicate r of a set's mean Dice averages its per-image Dice (structure
-`mean`, rows sorted by slice_id) over `resample_indices(seed, task, n, R)[r]`, the same
-positions the metrics stage used for replicate r of every metric; the correlation is then
-recomputed per replicate, so its interval reflects the finite test set.
+Image-level replicates: replicate r of a set's mean Dice averages its per-image Dice (structure
+`mean`, rows sorted by slice_id) over `subsample_indices(seed, task, n, R)[r]`, the same
+half-sample the metrics stage used for replicate r of every metric. Every replicate is
+recentred on its point estimate (`medtrans.shared.intervals.recentred`: the half-samples' own
+bias removed, their spread scaled to size n), the correlation is recomputed per replicate, and
+its percentile interval reflects the finite test set with the translators held fixed.
+Translator-level uncertainty (`translators.py`): leave-one-translator-out ranges and exact
+permutation p-values, and the rule for saying that a metric agrees with Dice.
 """
 
+import functools
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from medtrans.shared.bootstrap import percentile_ci, resample_indices
+from medtrans.shared.bootstrap import subsample_indices
 from medtrans.shared.catalogue import metrics as catalogue
+from medtrans.shared.intervals import contain, half, percentile_interval, rate_scale, recentred
 from medtrans.stages.report import correlate as C
+from medtrans.stages.report import translators as TR
 from medtrans.stages.report.gather import RunData, TaskData
 
 
@@ -43,7 +51,8 @@ def anatomy_quantities(task: TaskData) -> list[tuple[str, str]]:
 
 
 def results_table(task: TaskData) -> pd.DataFrame:
-    """One row per translated set plus the two baselines; value and CI of every quantity."""
+    """One row per translated set plus the two baselines; value and CI of every quantity (each
+    interval holds its point: Dice's percentile bootstrap is widened in the rare case it does not)."""
     metric_names = metric_order(task.metrics.metric_names()) if task.metrics is not None else []
     rows = []
     sets = [(s, "translator") for s in task.rows()] + [(b, ROLES[b]) for b in ("target", "source")]
@@ -53,8 +62,9 @@ def results_table(task: TaskData) -> pd.DataFrame:
             key = f"{metric}_{structure}"
             p = task.segment.point(set_name, structure, metric) if task.segment is not None else None
             row[key] = p["mean"] if p else np.nan
-            row[f"{key}_ci_low"] = p["ci_low"] if p else np.nan
-            row[f"{key}_ci_high"] = p["ci_high"] if p else np.nan
+            row[f"{key}_ci_low"], row[f"{key}_ci_high"] = (
+                contain(p["ci_low"], p["ci_high"], p["mean"]) if p else (np.nan, np.nan)
+            )
         metrics_set = "target_train" if set_name == "target" else set_name
         for metric in metric_names:
             v = task.metrics.value(metrics_set, metric) if task.metrics is not None else None
@@ -97,21 +107,25 @@ def task_replicates(task: TaskData, seed: int, wanted: int) -> Replicates:
                     f"{task.name}/{set_name}: {values.size} images in dice.csv but n={n_met} "
                     "in metrics.csv; replicates resample different image sets"
                 )
-            idx = resample_indices(seed, task.name, values.size, total)[:count]
+            idx = subsample_indices(seed, task.name, values.size, total)[:count]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN replicate (no HD95) -> NaN
                 means = np.nanmean(values[idx], axis=1)
-            store[set_name] = means
+                point = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+            store[set_name] = recentred(point, means, rate_scale(values.size, idx.shape[1]))
     return reps
 
 
 def _metric_matrix(task: TaskData, sets: list[str], metric: str, count: int) -> np.ndarray | None:
+    """(count, sets) replicates of one metric, each set's recentred on its point estimate."""
     cols = []
     for s in sets:
         rep = task.metrics.replicates(s, metric)
-        if rep is None or rep.size < count:
+        v = task.metrics.value(s, metric)
+        if rep is None or rep.size < count or v is None or not np.isfinite(v["n"]):
             return None
-        cols.append(rep[:count])
+        n = int(v["n"])
+        cols.append(recentred(v["value"], rep[:count], rate_scale(n, half(n))))
     return np.stack(cols, axis=1) if cols else None
 
 
@@ -160,16 +174,50 @@ def task_series(task: TaskData, metric: str, reps: Replicates) -> TaskSeries | N
     )
 
 
+def _translator_level(x, y, method: str, sign: int, loo: np.ndarray, strata) -> dict:
+    """The correlation with each translator left out (`loo`: range, values, whether every one
+    keeps the expected sign) and the exact permutation p-value (Spearman, Kendall)."""
+    p, how = TR.exact_permutation_p(x, y, method, strata) if method in TR.RANKS else (np.nan, "")
+    ok = loo.size > 0 and bool(np.isfinite(loo).all())
+    return {
+        "p_exact": p,
+        "p_exact_method": how,
+        "loo_min": float(np.nanmin(loo)) if np.isfinite(loo).any() else np.nan,
+        "loo_max": float(np.nanmax(loo)) if np.isfinite(loo).any() else np.nan,
+        "loo_keeps_sign": "" if not ok else ("yes" if bool((sign * loo > 0).all()) else "no"),
+        "loo": "|".join(f"{v:.6g}" for v in loo),
+    }
+
+
+def _pooled_loo(parts: list[TaskSeries], anatomy: str, how: str, method: str) -> np.ndarray:
+    """The pooled correlation with one translator left out of every task (each task
+    standardised again without it)."""
+    models = list(dict.fromkeys(s for p in parts for s in p.sets))
+    out = []
+    for m in models:
+        kept = []
+        for p in parts:
+            keep = np.array([s != m for s in p.sets])
+            if keep.sum() >= 2:
+                kept.append((p.x[keep], p.y[anatomy][keep]))
+        x, y = C.pool(kept, how) if kept else (np.array([]), np.array([]))
+        out.append(C.correlation(x, y, method)[0])
+    return np.array(out)
+
+
 def _corr_rows(
-    scope: str, metric: str, anatomy: str, x, y, x_rep, y_rep, level: float, sets: str
-) -> list[dict]:
+    scope: str, metric: str, anatomy: str, x, y, x_rep, y_rep, level: float, sets: list[str],
+    loo=None, strata: list[str] | None = None,
+) -> list[dict]:  # fmt: skip
+    """One row per method; `loo(method)` gives the leave-one-translator-out correlations
+    (default: each point left out), `strata` the task of each point (pooled)."""
     rows = []
     sign = C.expected_sign(metric, anatomy)
     for method in C.METHODS:
         r, p = C.correlation(x, y, method)
         if x_rep is not None and y_rep is not None:
             boot = C.correlation_rows(x_rep, y_rep, method)
-            lo, hi = percentile_ci(boot, level)
+            lo, hi = percentile_interval(boot, r, level)
             used = int(np.isfinite(boot).sum())
         else:
             lo = hi = float("nan")
@@ -193,7 +241,10 @@ def _corr_rows(
                 "ci_supports": ""
                 if not np.isfinite(lo)
                 else ("yes" if oriented_lo > 0 else ("against" if oriented_hi < 0 else "no")),
-                "sets": sets,
+                **_translator_level(
+                    x, y, method, sign, loo(method) if loo else TR.leave_one_out(x, y, method), strata
+                ),
+                "sets": "|".join(sets),
             }
         )
     return rows
@@ -208,6 +259,7 @@ class Analysis:
     metrics: list[str]  # reportable metrics, ordered
     notes: list[str]
     pooled: str
+    verdicts: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=VERDICT_COLUMNS))
 
 
 def analyse(run: RunData, seed: int, bootstrap: int, pooled: str, level: float) -> Analysis:
@@ -239,7 +291,7 @@ def analyse(run: RunData, seed: int, bootstrap: int, pooled: str, level: float) 
                     ts.x_rep,
                     ts.y_rep[anatomy],
                     level,
-                    "|".join(ts.sets),
+                    ts.sets,
                 )
             rank_rows.append(_rank_row(name, metric, ts, level))
     for metric in metrics:
@@ -248,23 +300,45 @@ def analyse(run: RunData, seed: int, bootstrap: int, pooled: str, level: float) 
         ]
         if not parts:
             continue
-        sets = "|".join(f"{p.task}:{s}" for p in parts for s in p.sets)
+        sets = [f"{p.task}:{s}" for p in parts for s in p.sets]
+        strata = [p.task for p in parts for _ in p.sets]
         for anatomy in C.ANATOMY:
             x, y = C.pool([(p.x, p.y[anatomy]) for p in parts], pooled)
             x_rep = y_rep = None
             if all(p.x_rep is not None and p.y_rep[anatomy] is not None for p in parts):
                 count = min(p.x_rep.shape[0] for p in parts)
                 x_rep, y_rep = C.pool([(p.x_rep[:count], p.y_rep[anatomy][:count]) for p in parts], pooled)
-            corr_rows += _corr_rows("pooled", metric, anatomy, x, y, x_rep, y_rep, level, sets)
-    return Analysis(
-        results,
-        pd.DataFrame(corr_rows, columns=CORR_COLUMNS),
-        pd.DataFrame(rank_rows, columns=RANK_COLUMNS),
-        series,
-        metrics,
-        notes,
-        pooled,
-    )
+            loo = functools.partial(_pooled_loo, parts, anatomy, pooled)
+            corr_rows += _corr_rows("pooled", metric, anatomy, x, y, x_rep, y_rep, level, sets, loo, strata)
+    corr = pd.DataFrame(corr_rows, columns=CORR_COLUMNS)
+    ranks = pd.DataFrame(rank_rows, columns=RANK_COLUMNS)
+    return Analysis(results, corr, ranks, series, metrics, notes, pooled, verdicts(corr, ranks))
+
+
+VERDICT_COLUMNS = ["scope", "metric", "n", "agrees", "reason"]
+
+
+def verdicts(corr: pd.DataFrame, ranks: pd.DataFrame) -> pd.DataFrame:
+    """Per scope and metric, whether `translators.RULE` lets the report say it agrees with Dice."""
+    rows = []
+    sub = corr[corr["anatomy"] == "dice"]
+    for (scope, metric), grp in sub.groupby(["scope", "metric"], sort=False):
+        m = grp.set_index("method")
+        oriented = {k: float(m.loc[k, "oriented_r"]) for k in C.METHODS if k in m.index}
+        sign = 1 if m["expected_sign"].iloc[0] == "+" else -1
+        loo = {
+            k: sign * np.array([float(v) for v in str(m.loc[k, "loo"]).split("|") if v], dtype=np.float64)
+            for k in C.METHODS
+            if k in m.index
+        }
+        top1 = None
+        if scope != "pooled":
+            r = ranks[(ranks["task"] == scope) & (ranks["metric"] == metric)]
+            top1 = bool(len(r)) and r["top1"].iloc[0] == "yes"
+        ok, why = TR.verdict(oriented, loo, top1)
+        n, agrees = int(m["n"].max()), "yes" if ok else "no"
+        rows.append({"scope": scope, "metric": metric, "n": n, "agrees": agrees, "reason": why})
+    return pd.DataFrame(rows, columns=VERDICT_COLUMNS)
 
 
 CORR_COLUMNS = [
@@ -282,6 +356,12 @@ CORR_COLUMNS = [
     "oriented_r",
     "agrees",
     "ci_supports",
+    "p_exact",
+    "p_exact_method",
+    "loo_min",
+    "loo_max",
+    "loo_keeps_sign",
+    "loo",
     "sets",
 ]
 RANK_COLUMNS = [
@@ -328,7 +408,8 @@ def _rank_row(task: str, metric: str, ts: TaskSeries, level: float) -> dict:
         boot = C.rank_bootstrap(
             good, dice, C.orientation(ts.x_rep, C.metric_direction(metric)), ts.y_rep["dice"]
         )
-        lo, hi = percentile_ci(boot["tau_rep"], level) if len(boot["tau_rep"]) else (np.nan, np.nan)
+        reps = boot["tau_rep"]
+        lo, hi = percentile_interval(reps, agree["tau"], level) if len(reps) else (np.nan, np.nan)
         row.update(
             {
                 "replicates": boot["replicates"],

@@ -55,9 +55,13 @@ def save(fig, folder: Path, name: str) -> list[Path]:
 
 
 def _err(value: float, lo: float, hi: float) -> list[list[float]] | None:
+    """matplotlib's (below, above) bar lengths of an interval through its point; an interval
+    that does not hold its point is refused (its bar would be drawn beside the point)."""
     if not (np.isfinite(lo) and np.isfinite(hi) and np.isfinite(value)):
         return None
-    return [[max(value - lo, 0.0)], [max(hi - value, 0.0)]]
+    if not lo <= value <= hi:
+        raise ValueError(f"interval [{lo}, {hi}] does not hold its point {value}")
+    return [[value - lo], [hi - value]]
 
 
 SCATTER_COLUMNS = 4  # panels per row of the scatter figure (8 metrics: two rows)

@@ -88,8 +88,10 @@ def render(page: Page) -> str:
 
 
 def headline_sentences(analysis: Analysis) -> list[str]:
-    """Plain-language findings: per scope, which metrics agree with Dice (Spearman, in sign)."""
-    corr = analysis.correlations
+    """Plain-language findings per scope: which metrics agree with Dice by the stated rule
+    (`translators.RULE`: every correlation in the expected sign, under every leave-one-out, and
+    the same best translator), which do not and why; then the image-level intervals."""
+    corr, verdicts = analysis.correlations, analysis.verdicts
     sub = corr[(corr["anatomy"] == "dice") & (corr["method"] == "spearman")]
     out = []
     for scope in dict.fromkeys(sub["scope"]):
@@ -97,17 +99,22 @@ def headline_sentences(analysis: Analysis) -> list[str]:
         if s.empty:
             out.append(f"{scope}: too few translators with both a metric and Dice to correlate (need 3).")
             continue
-        agree = [T.metric_label(m) for m in s[s["agrees"] == "yes"]["metric"]]
-        disagree = [T.metric_label(m) for m in s[s["agrees"] == "no"]["metric"]]
-        firm = [T.metric_label(m) for m in s[s["ci_supports"] == "yes"]["metric"]]
+        v = verdicts[verdicts["scope"] == scope]
+        agree = [T.metric_label(m) for m in v[v["agrees"] == "yes"]["metric"]]
+        others = [f"{T.metric_label(r.metric)} ({r.reason})" for r in v[v["agrees"] == "no"].itertuples()]
         n = int(s["n"].max())
         unit = "points" if scope == "pooled" else "translators"
         line = (
-            f"{scope} (n = {n} {unit}): in the expected direction: {', '.join(agree) or 'none'}; "
-            f"against it: {', '.join(disagree) or 'none'}."
+            f"{scope} (translator level, n = {n} {unit}): agrees with Dice by the stated rule: "
+            f"{', '.join(agree) or 'none'}; not shown to agree: {', '.join(others) or 'none'}."
         )
         if s["replicates"].max() > 0:
-            line += f" Bootstrap CI excludes zero in the expected direction: {', '.join(firm) or 'none'}."
+            firm = [T.metric_label(m) for m in s[s["ci_supports"] == "yes"]["metric"]]
+            line += (
+                " Image level (these translators fixed, other test images): the Spearman interval "
+                f"excludes zero in the expected direction for {', '.join(firm) or 'none'}; this alone is not "
+                "agreement."
+            )
         out.append(line)
     if not out:
         out.append(
@@ -135,6 +142,9 @@ def summary_markdown(
         ranks = T.rank_display(analysis.ranks, name, main_metrics())
         if ranks.rows:
             lines += [T.to_markdown(ranks)]
+        verdict = T.verdict_display(analysis.verdicts, name, main_metrics())
+        if verdict.rows:
+            lines += [T.to_markdown(verdict)]
     pooled = T.correlation_display(analysis.correlations, "pooled", "dice", main_metrics())
     if pooled.rows:
         lines += [f"## pooled over tasks ({analysis.pooled} within task)", "", T.to_markdown(pooled)]

@@ -49,12 +49,30 @@ def few_points(n: int) -> str:
             f" With {n} points Pearson needs |r| > {r_crit:.3f} for p < 0.05, and a perfect Spearman or "
             f"Kendall correlation has an exact two-sided p of 2/{n}! = {p_min:.3g}"
             + (" (it cannot reach p < 0.05)." if p_min >= 0.05 else ".")
-            + " Spearman p-values (scipy) use a t approximation that is poor at this size (a perfect ρ "
-            "gets p near 0); Kendall's are exact."
+            + " The Spearman and Kendall p-values shown are exact: every one of the n! pairings enumerated."
         )
     return text + (
-        " One translator moving can change the coefficient completely: read the rank agreement and its "
-        "bootstrap stability rather than the p-values."
+        " One translator moving can change the coefficient completely: read the leave-one-out ranges and "
+        "the stated rule before any p-value."
+    )
+
+
+def uncertainty_note(task: TaskData, analysis: Analysis) -> str:
+    """Which question each kind of uncertainty answers, and on how many points it rests."""
+    series = analysis.series.get(task.name, {})
+    n_trans = max((len(ts.sets) for ts in series.values()), default=0)
+    reps = max((ts.x_rep.shape[0] for ts in series.values() if ts.x_rep is not None), default=0)
+    images = "?"
+    if task.metrics is not None and len(task.metrics.table):
+        sizes = task.metrics.table[task.metrics.table["set"].isin(task.rows())]["n"].dropna()
+        images = str(int(sizes.max())) if len(sizes) else "?"
+    return (
+        f"Two uncertainties, two questions. Image level (brackets 'img' and every interval in the results "
+        f"table): with these {n_trans} translators fixed, how much would the numbers move with other test "
+        f"images? It rests on {images} test images ({reps} half-sample replicates). Translator level "
+        f"('LOO' ranges, exact p-values, the rule below): would the conclusion survive another set of "
+        f"translators? It rests on {n_trans} translators, so it is the weaker and the one that decides "
+        "whether a metric agrees with anatomy."
     )
 
 
@@ -63,8 +81,10 @@ def caveats(study: StudyConfig, run: RunData, pooled: str) -> list[str]:
     n = counts[-1] if counts else 0
     out = [
         few_points(n),
-        "The bootstrap resamples the test images (replicate r uses the same images for Dice and for every "
-        "metric); it does not capture training randomness: each translator and the UNet were trained once.",
+        "The image-level intervals half-sample the test images without replacement (replicate r uses the "
+        "same images for Dice and for every metric, and its own half of the reference); they hold the "
+        "translators fixed and do not capture training randomness: each translator and the UNet were "
+        "trained once. The translator-level checks (leave one translator out, exact permutation p) do.",
         f"Pooled correlations standardise within task ({pooled}: "
         + (
             "each metric and Dice z-scored over the translators of a task, which keeps their spacing and "
@@ -116,8 +136,10 @@ def task_section(
     )
     blocks += _figure(
         F.scatter(task, analysis, out.figures),
-        "Each perceptual metric against mean Dice; bars: 95% bootstrap CIs over test images.",
+        "Each perceptual metric against mean Dice; bars: 95% image-level intervals over test images "
+        "(metrics: half-samples; Dice: bootstrap of the mean), each through its point.",
     )
+    blocks.append(P.paragraph(uncertainty_note(task, analysis), "note"))
     for anatomy in ("dice", "hd95"):
         corr = T.correlation_display(analysis.correlations, name, anatomy)
         if corr.rows:
@@ -127,6 +149,10 @@ def task_section(
     if ranks.rows:
         blocks.append(T.to_html(ranks))
         _write_table(out, f"ranks_{name}", ranks)
+    verdict = T.verdict_display(analysis.verdicts, name)
+    if verdict.rows:
+        blocks.append(T.to_html(verdict))
+        _write_table(out, f"agreement_{name}", verdict)
     blocks += _figure(
         F.image_grid(task, analysis, out.figures, grid_slices),
         "The same source test slices through every translator; contours: UNet prediction (solid) and "
@@ -150,6 +176,10 @@ def pooled_section(analysis: Analysis, out: Out) -> list[str]:
         if corr.rows:
             blocks.append(T.to_html(corr))
             _write_table(out, f"correlations_pooled_{anatomy}", corr)
+    verdict = T.verdict_display(analysis.verdicts, "pooled")
+    if verdict.rows:
+        blocks.append(T.to_html(verdict))
+        _write_table(out, "agreement_pooled", verdict)
     blocks += _figure(
         F.correlation_heatmap(analysis, out.figures),
         "Oriented Spearman correlation with Dice per task and pooled: +1 = the metric ranks translators "
@@ -200,4 +230,5 @@ def appendix_section(run: RunData, analysis: Analysis) -> list[str]:
         P.details("correlations.csv", T.frame_to_html(analysis.correlations.drop(columns=["sets"])))
     )
     blocks.append(P.details("rank_agreement.csv", T.frame_to_html(analysis.ranks)))
+    blocks.append(P.details("agreement.csv (the stated rule)", T.frame_to_html(analysis.verdicts)))
     return blocks

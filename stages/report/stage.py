@@ -22,7 +22,7 @@ from medtrans.stages.report import sections as S
 from medtrans.stages.report.analysis import analyse
 from medtrans.stages.report.gather import gather, unavailable_metrics
 
-VERSION = "1"
+VERSION = "2"  # 2: half-sample intervals, translator-level uncertainty, the agreement rule
 log = get_logger("medtrans.report")
 
 
@@ -80,6 +80,7 @@ def _build(study: StudyConfig, ctx: UnitContext) -> None:
     analysis.correlations.to_csv(work / "correlations.csv", index=False, float_format=S.FLOAT)
     analysis.correlations.to_csv(out.tables / "correlations.csv", index=False, float_format=S.FLOAT)
     analysis.ranks.to_csv(out.tables / "rank_agreement.csv", index=False, float_format=S.FLOAT)
+    analysis.verdicts.to_csv(out.tables / "agreement.csv", index=False)
     unavailable = pd.DataFrame(unavailable_metrics(run), columns=["task", "set", "metric", "note"])
     unavailable.to_csv(out.tables / "unavailable_metrics.csv", index=False)
 

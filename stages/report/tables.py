@@ -14,6 +14,7 @@ import pandas as pd
 
 from medtrans.shared.catalogue import metrics as catalogue
 from medtrans.stages.report import correlate as C
+from medtrans.stages.report import translators as TR
 from medtrans.stages.report.analysis import main_metrics
 
 
@@ -95,7 +96,8 @@ def results_display(task, results: pd.DataFrame) -> Table:
         "(Dice upper bound; metrics of the target train set vs the target test set, the real-vs-real "
         "floor); source = untranslated source test set (Dice lower bound; metrics of source vs target). "
         + _pairs_note(columns)
-        + "Brackets: 95% bootstrap CI over test images.",
+        + "Brackets: 95% interval over test images (metrics: half-samples without replacement, README "
+        "'Intervals'; Dice: bootstrap of the mean); each holds its point estimate.",
     )
 
 
@@ -110,28 +112,67 @@ def _pairs_note(columns: list[tuple[str, str, bool]]) -> str:
     )
 
 
+def _interval(lo: float, hi: float, digits: int = 2) -> str:
+    return f"[{fmt(lo, digits)}, {fmt(hi, digits)}]" if np.isfinite(lo) and np.isfinite(hi) else ""
+
+
+def _corr_cell(r: pd.Series) -> Cell:
+    """r (p), p exact by enumeration for the rank correlations; image-level CI and LOO range."""
+    exact = r["method"] in TR.RANKS and r["p_exact_method"] == "enumeration"
+    p = r["p_exact"] if r["method"] in TR.RANKS else r["p"]
+    text = f"{fmt(r['r'], 3)} ({'exact ' if exact else ''}p {fmt_p(p)})"
+    parts = []
+    if np.isfinite(r["ci_low"]):
+        parts.append(f"img {_interval(r['ci_low'], r['ci_high'])}")
+    if np.isfinite(r["loo_min"]):
+        parts.append(f"LOO {_interval(r['loo_min'], r['loo_max'])}")
+    return Cell(text, " · ".join(parts), r["agrees"] == "yes")
+
+
+CORRELATION_NOTE = (
+    "Bold: the sign agrees with the expected one (a better metric value goes with better anatomy). "
+    "img [..]: image-level 95% interval (the correlation recomputed on half-samples of the test images, "
+    "translators fixed): would other test images move it? LOO [..]: the range of the correlation with "
+    "each translator left out in turn: does it survive another set of translators? Spearman and Kendall "
+    "p: exact permutation p-values, all n! pairings of the n translators enumerated (pooled: within "
+    "task); Pearson p: scipy's t-test."
+)
+
+
 def correlation_display(corr: pd.DataFrame, scope: str, anatomy: str, only: tuple[str, ...] = ()) -> Table:
-    """One scope's correlations with one anatomy metric: r [CI] (p) per method, per metric
-    (`only`: restrict to these metrics)."""
+    """One scope's correlations with one anatomy metric: r (p) [image CI, LOO range] per method,
+    per metric (`only`: restrict to these metrics)."""
     sub = corr[(corr["scope"] == scope) & (corr["anatomy"] == anatomy)]
     if only:
         sub = sub[sub["metric"].isin(only)]
     rows = []
     for metric in dict.fromkeys(sub["metric"]):
-        m = sub[sub["metric"] == metric].set_index("method")
+        m = sub[sub["metric"] == metric].set_index("method", drop=False)
         cells = [Cell(m["expected_sign"].iloc[0]), Cell(str(int(m["n"].iloc[0])))]
-        for method in C.METHODS:
-            r = m.loc[method]
-            ci = f"[{fmt(r['ci_low'], 2)}, {fmt(r['ci_high'], 2)}]" if np.isfinite(r["ci_low"]) else ""
-            text = f"{fmt(r['r'], 3)} (p {fmt_p(r['p'])})"
-            cells.append(Cell(text, ci, r["agrees"] == "yes"))
+        cells += [_corr_cell(m.loc[method]) for method in C.METHODS]
         rows.append((metric_label(metric), cells))
     return Table(
         title=f"{scope}: correlation with {'Dice' if anatomy == 'dice' else 'HD95'} (mean over structures)",
         headers=["metric", "expected sign", "n", "Pearson r", "Spearman ρ", "Kendall τ"],
         rows=rows,
-        note="Bold: the sign agrees with the expected one (a better metric value goes with better anatomy). "
-        "Brackets: percentile bootstrap CI of the correlation recomputed per replicate.",
+        note=CORRELATION_NOTE,
+    )
+
+
+def verdict_display(verdicts: pd.DataFrame, scope: str, only: tuple[str, ...] = ()) -> Table:
+    """Per metric: may the report say that it agrees with Dice (`translators.RULE`), and why not."""
+    sub = verdicts[verdicts["scope"] == scope]
+    if only:
+        sub = sub[sub["metric"].isin(only)]
+    rows = [
+        (metric_label(r["metric"]), [Cell(r["agrees"], best=r["agrees"] == "yes"), Cell(r["reason"])])
+        for _, r in sub.iterrows()
+    ]
+    return Table(
+        title=f"{scope}: does the metric agree with Dice (the stated rule)?",
+        headers=["metric", "agrees", "reason"],
+        rows=rows,
+        note=TR.RULE,
     )
 
 
@@ -213,6 +254,7 @@ _TEX = {
     "–": "--",
     "ρ": r"$\rho$",
     "τ": r"$\tau$",
+    "·": r"$\cdot$",
     ">": r"$>$",
     "<": r"$<$",
 }

@@ -1,0 +1,102 @@
+"""Every metric of perturbed sets against the unperturbed set, through the metrics stage's one
+scoring pipeline (features, then `Scorer`), with the unperturbed set's features extracted once.
+
+Rows per set: each requested catalogue metric's own rows (its name and variants, e.g. frd and
+frd_log; not its spread nor SWD's per-level rows), then `swd_nhood<k>` for each SWD
+neighbourhood size k of the seed paper's check (the study's own size reuses the swd features).
+Each set draws its own SWD neighbourhood centres, as every set of the metrics stage does, so a
+value includes the metric's sampling noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from medtrans.shared.catalogue import metrics as catalogue
+from medtrans.shared.seeding import derive_seed
+from medtrans.stages.metrics.extract import Network
+from medtrans.stages.metrics.pipeline import FeatureSettings, ImageStack, extract_sets
+from medtrans.stages.metrics.scoring import Scorer, ScoreSettings
+
+REFERENCE = "unperturbed"
+Value = tuple[float | None, str]  # value (None: not computed) and the note that says why
+
+
+def nhood_row(k: int) -> str:
+    return f"swd_nhood{k}"
+
+
+@dataclass(frozen=True)
+class CalibrationSettings:
+    features: FeatureSettings
+    scores: ScoreSettings  # its metrics are the ones calibrated
+    nhood_sizes: tuple[int, ...]
+    seed: int  # of the SWD centres of each set
+
+
+class Calibrator:
+    """The unperturbed set's features and scorers, prepared once; `score` scores perturbed sets."""
+
+    def __init__(self, images: np.ndarray, ids: list[str], settings: CalibrationSettings, network: Network):
+        self.ids, self.settings, self.network = list(ids), settings, network
+        metrics = settings.scores.metrics
+        ref, unavailable = self._features([(REFERENCE, images)], metrics, settings.features)
+        self.scorer = Scorer(ref[0], settings.scores, unavailable)
+        self.reference_features = ref[0]
+        self.nhood: dict[int, tuple[FeatureSettings, Scorer]] = {}
+        for k in settings.nhood_sizes:
+            if "swd" in metrics and k == settings.features.swd.nhood_size:
+                continue  # the main swd features are these
+            fs = replace(settings.features, swd=replace(settings.features.swd, nhood_size=k))
+            feats, _ = self._features([(REFERENCE, images)], ("swd",), fs, k)
+            scores = replace(settings.scores, metrics=("swd",), swd=fs.swd)
+            self.nhood[k] = (fs, Scorer(feats[0], scores))
+
+    def _features(self, sets, metrics, fs: FeatureSettings, k: int | None = None):
+        k = fs.swd.nhood_size if k is None else k
+        stacks = [
+            ImageStack(name, self.ids, images, derive_seed(self.settings.seed, "swd", "centres", name, k))
+            for name, images in sets
+        ]
+        return extract_sets(stacks, metrics, self.network, fs)
+
+    def rows(self) -> list[str]:
+        own = [r for s in self.scorer.specs for r in (s.name, *s.variants)]
+        return own + [nhood_row(k) for k in self.settings.nhood_sizes]
+
+    def reference_scores(self) -> dict[str, Value]:
+        """The unperturbed set against itself (the same features): each metric's zero point."""
+        return self._collect(self.scorer.evaluate(self.reference_features), {
+            k: scorer.evaluate(scorer.real) for k, (_, scorer) in self.nhood.items()
+        })  # fmt: skip
+
+    def score(self, sets: list[tuple[str, np.ndarray]]) -> list[dict[str, Value]]:
+        """The rows of each (name, (N, H, W) uint8 images) set: one feature pass per set and size."""
+        feats, _ = self._features(sets, self.settings.scores.metrics, self.settings.features)
+        by_size = {k: self._features(sets, ("swd",), fs, k)[0] for k, (fs, _) in self.nhood.items()}
+        return [
+            self._collect(
+                self.scorer.evaluate(f), {k: self.nhood[k][1].evaluate(by_size[k][i]) for k in self.nhood}
+            )
+            for i, f in enumerate(feats)
+        ]
+
+    def _collect(self, main, nhood) -> dict[str, Value]:
+        out: dict[str, Value] = {}
+        for spec in self.scorer.specs:
+            for row in (spec.name, *spec.variants):
+                out[row] = (main.values.get(row), main.notes.get(row, ""))
+        for k in self.settings.nhood_sizes:
+            source = main if k not in nhood else nhood[k]
+            if "swd" not in self.scorer.settings.metrics and k not in nhood:
+                out[nhood_row(k)] = (None, "swd not requested")
+                continue
+            out[nhood_row(k)] = (source.values.get("swd"), source.notes.get("swd", ""))
+        return out
+
+
+def is_calibrated_row(row: str) -> bool:
+    """A row the calibration reports (a metric of the catalogue, not a spread)."""
+    return catalogue.family(row) is not None and not catalogue.is_spread(row)

@@ -33,7 +33,7 @@ def paper():
 def test_one_job_per_unit_of_the_local_runner(smoke_study, tmp_path):
     labels = [j.label for j in units.jobs(smoke_study)]
     planned = [label for label, _ in runner.study_status(smoke_study, RunLayout(tmp_path))]
-    assert labels == planned and len(labels) == 15
+    assert labels == planned and len(labels) == 17
 
 
 def test_dependencies_mirror_what_each_stage_reads(smoke_study):

@@ -13,6 +13,7 @@ import pandas as pd
 from medtrans.shared.config import StudyConfig
 from medtrans.shared.layout import RunLayout
 from medtrans.shared.manifest import Manifest, ManifestError, read_manifest
+from medtrans.stages.report.calibration import CalibrationData, read_calibration
 
 BASELINES_SEGMENT = ("target", "source")  # upper bound, lower bound
 BASELINES_METRICS = ("source", "target_train")  # domain gap, real-vs-real floor
@@ -125,6 +126,7 @@ class TaskData:
     preprocess_manifest: Manifest | None = None
     segment: SegmentData | None = None
     metrics: MetricsData | None = None
+    calibration: CalibrationData | None = None
 
     def rows(self) -> list[str]:
         """Translated sets to report, in the study's model order (any with results anywhere)."""
@@ -153,6 +155,8 @@ class RunData:
                 folders.append(t.segment.folder)
             if t.metrics is not None:
                 folders.append(t.metrics.folder)
+            if t.calibration is not None:
+                folders.append(t.calibration.folder)
         return folders
 
     def manifests(self) -> list[tuple[str, Path, Manifest]]:
@@ -168,6 +172,8 @@ class RunData:
                 out.append((f"segment/{name}", t.segment.folder, t.segment.manifest))
             if t.metrics is not None:
                 out.append((f"metrics/{name}", t.metrics.folder, t.metrics.manifest))
+            if t.calibration is not None:
+                out.append((f"calibrate/{name}", t.calibration.folder, t.calibration.manifest))
         return out
 
 
@@ -262,6 +268,9 @@ def gather(study: StudyConfig, layout: RunLayout, only: list[Path] | None = None
                 t.translate_manifests[model] = man
         t.segment = _segment(layout.segment(name), missing, f"segment/{name}", complete_manifest)
         t.metrics = _metrics(layout.metrics(name), missing, f"metrics/{name}", complete_manifest)
+        if study.calibrate.enabled:
+            folder = layout.calibrate(name)
+            t.calibration = read_calibration(folder, complete_manifest(folder), missing, f"calibrate/{name}")
         for model in t.translators:
             if t.segment is not None and model not in t.segment.sets():
                 missing.append(f"segment/{name}: no Dice for {model} (segment ran before it finished; rerun)")

@@ -54,7 +54,7 @@ def calibrate_folder(real: Path, masks: Path | None, out: Path, unet: Path | Non
     seed = derive_seed(o["seed"], "calibrate")
     params = SWDParams()
     settings = CalibrationSettings(
-        FeatureSettings("pytorch-fid", 32, device, params, 0, o["cache"], True),
+        FeatureSettings("pytorch-fid", 32, device, params, o["frd_workers"], o["cache"], True),
         ScoreSettings(metrics=metrics, kid_seed=o["seed"], is_seed=o["seed"], swd=params,
                       swd_seed=derive_seed(seed, "swd", "directions"), device=str(device)),
         o["nhood_sizes"], seed,
@@ -113,6 +113,7 @@ def register(app: typer.Typer) -> None:
         cache: Annotated[
             Path | None, typer.Option(help="Folder caching FRD features by image sha256.")
         ] = None,
+        frd_workers: Annotated[int, typer.Option(min=0, help="FRD processes (0: one per CPU).")] = 0,
         study: Annotated[
             Path | None, typer.Option("--study", "-s", help="Run the pipeline's stage instead.")
         ] = None,
@@ -143,7 +144,7 @@ def register(app: typer.Typer) -> None:
                 real, masks, out, unet, plane=plane, modality=modality, size=size, device=device, seed=seed,
                 metrics=_names(metrics, metric_catalogue.names(), "metric(s)"), weights=weights, cache=cache,
                 perturbations=_names(perturbations, catalogue.names(), "perturbation(s)"),
-                severities=severities, nhood_sizes=sizes, images=images,
+                severities=severities, nhood_sizes=sizes, images=images, frd_workers=frd_workers,
             )  # fmt: skip
         except (FolderError, CheckpointError, WeightsMismatch, ValueError) as err:
             typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)

@@ -2,8 +2,11 @@
 
 Severity s of S (1..S) has strength t = s / S: the strongest (t = 1) is what the perturbation
 catalogue (`medtrans.shared.catalogue.perturbations`) describes, the lowest is the mildest step
-towards it. Slice i of the set gets its own generator from (seed, perturbation, s, i), so a set
-is the same whatever else runs, and two severities of one slice differ only in strength.
+towards it. Slice i of the set gets its own generator from (seed, perturbation, i), so a set is
+the same whatever else runs. The severity is deliberately not part of that seed: every severity
+of one slice draws the same noise, directions, positions and times, so two severities differ
+only in strength and a response curve is a clean dose-response rather than a new random draw
+per step (the seed is the unit's, derived from the study seed and the task).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ def perturb_set(
         raise ValueError(f"perturbation {name!r} edits a structure and needs masks (--masks)")
     out_images, out_masks = [], []
     for i, image in enumerate(images):
-        g = rng(seed, name, severity, i)
+        g = rng(seed, name, i)
         x = image.astype(np.float32) / 255.0
         if name in APPEARANCE:
             out_images.append(to_uint8(APPEARANCE[name](x, t, g)))

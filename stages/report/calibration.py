@@ -4,12 +4,10 @@ the response curves), read from the run folder like every other upstream output.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from medtrans.shared.manifest import Manifest
 from medtrans.stages.report import page as P
 from medtrans.stages.report import tables as T
 
@@ -33,27 +31,6 @@ EXPLAIN = (
 )
 
 
-@dataclass
-class CalibrationData:
-    folder: Path
-    manifest: Manifest
-    summary: pd.DataFrame
-
-
-def read_calibration(folder: Path, manifest: Manifest | None, missing: list[str], label: str):
-    """calibrate/<task>/ when complete, else None and a line in `missing`."""
-    if manifest is None:
-        missing.append(
-            f"{label}: no complete manifest; no calibration for this task (run `medtrans calibrate`)"
-        )
-        return None
-    path = folder / "summary.csv"
-    if not path.is_file():
-        missing.append(f"{label}: summary.csv missing although the manifest is complete")
-        return None
-    return CalibrationData(folder, manifest, pd.read_csv(path, keep_default_na=False))
-
-
 def _display(summary: pd.DataFrame) -> pd.DataFrame:
     df = summary[list(SHOWN)].rename(columns=SHOWN)
     for col in list(SHOWN.values())[1:]:
@@ -70,9 +47,10 @@ def calibration_section(tasks: dict, figures: Path, tables: Path) -> list[str]:
             continue
         blocks.append(f"<h3>Task {name}</h3>")
         extra = cal.manifest.extra
+        n_pert, metrics = len(extra.get("perturbations", [])), ", ".join(extra.get("metrics", []))
         blocks.append(P.paragraph(
-            f"{extra.get('images', '?')} target test slices, "
-            f"{len(extra.get('perturbations', []))} perturbations x {extra.get('severities', '?')} severities; metrics: {', '.join(extra.get('metrics', []))}."
+            f"{extra.get('images', '?')} target test slices, {n_pert} perturbations x "
+            f"{extra.get('severities', '?')} severities; metrics: {metrics}."
         ))  # fmt: skip
         cal.summary.to_csv(tables / f"calibration_{name}.csv", index=False)
         blocks.append(T.frame_to_html(_display(cal.summary), f"Calibration of the metrics on {name}"))

@@ -13,7 +13,6 @@ import pandas as pd
 from medtrans.shared.config import StudyConfig
 from medtrans.shared.layout import RunLayout
 from medtrans.shared.manifest import Manifest, ManifestError, read_manifest
-from medtrans.stages.report.calibration import CalibrationData, read_calibration
 
 BASELINES_SEGMENT = ("target", "source")  # upper bound, lower bound
 BASELINES_METRICS = ("source", "target_train")  # domain gap, real-vs-real floor
@@ -109,6 +108,29 @@ class MetricsData:
         if self.bootstrap is None or self.bootstrap.empty:
             return 0
         return int(self.bootstrap["replicate"].max()) + 1
+
+
+@dataclass
+class CalibrationData:
+    """calibrate/<task>/: its per-metric summary (calibration.csv stays in the folder)."""
+
+    folder: Path
+    manifest: Manifest
+    summary: pd.DataFrame
+
+
+def read_calibration(folder: Path, manifest: Manifest | None, missing: list[str], label: str):
+    """calibrate/<task>/ when complete, else None and a line in `missing`."""
+    if manifest is None:
+        missing.append(
+            f"{label}: no complete manifest; no calibration for this task (run `medtrans calibrate`)"
+        )
+        return None
+    path = folder / "summary.csv"
+    if not path.is_file():
+        missing.append(f"{label}: summary.csv missing although the manifest is complete")
+        return None
+    return CalibrationData(folder, manifest, pd.read_csv(path, keep_default_na=False))
 
 
 @dataclass

@@ -281,3 +281,48 @@ def test_report_has_a_calibration_section_from_the_calibrate_outputs(calibrated,
         assert (layout.report() / "tables" / f"calibration_{task}.csv").is_file()
     inputs = [i.path for i in read_manifest(layout.report()).inputs]
     assert "calibrate/breast/manifest.json" in inputs
+
+
+def test_pair_metrics_go_through_score_pairs_only_when_registered(monkeypatch):
+    """A metric with inputs == "pairs" is scored by `medtrans.stages.metrics.pairs.score_pairs` on
+    each original image and its perturbed one (a stand-in module here: the real one is another
+    engineer's), the others through the pipeline."""
+    import sys
+    import types
+
+    import torch
+
+    from medtrans.shared.catalogue import metrics as metric_catalogue
+    from medtrans.stages.calibrate.score import CalibrationSettings, Calibrator
+    from medtrans.stages.metrics.extract import Network
+    from medtrans.stages.metrics.pipeline import FeatureSettings
+    from medtrans.stages.metrics.scoring import ScoreSettings
+    from medtrans.stages.metrics.swd import SWDParams
+
+    calls = []
+
+    def score_pairs(names, sources, others, seed):
+        calls.append((tuple(names), sources.shape, others.shape))
+        return {"toypair": float(np.abs(sources.astype(float) - others).mean())}
+
+    monkeypatch.setitem(
+        sys.modules, "medtrans.stages.metrics.pairs", types.SimpleNamespace(score_pairs=score_pairs)
+    )
+    spec = metric_catalogue.MetricSpec("toypair", "Toy", "lower", "pairs", False, "none:None")
+    metric_catalogue.register(spec)
+    try:
+        images, masks = _phantom(4, 32)
+        params = SWDParams(nhoods_per_image=16, dirs_per_repeat=16)
+        settings = CalibrationSettings(
+            FeatureSettings("pytorch-fid", 8, torch.device("cpu"), params),
+            ScoreSettings(metrics=("swd", "toypair"), swd=params), (3,), seed=1,
+        )  # fmt: skip
+        cal = Calibrator(images, [str(i) for i in range(4)], settings, Network(None, note="none"))
+        assert cal.reference_scores()["toypair"] == (0.0, "")
+        noisy, _ = perturb_set(images, masks, "gaussian_noise", 3, 3, seed=0)
+        (scores,) = cal.score([("noisy", noisy)])
+        assert scores["toypair"][0] == pytest.approx(_mean_change(images, noisy))
+        assert scores["swd"][0] > 0 and "swd_nhood3" in scores
+        assert calls and calls[-1] == (("toypair",), images.shape, noisy.shape)
+    finally:
+        metric_catalogue.unregister("toypair")

@@ -5,7 +5,9 @@ Rows per set: each requested catalogue metric's own rows (its name and variants,
 frd_log; not its spread nor SWD's per-level rows), then `swd_nhood<k>` for each SWD
 neighbourhood size k of the seed paper's check (the study's own size reuses the swd features).
 Each set draws its own SWD neighbourhood centres, as every set of the metrics stage does, so a
-value includes the metric's sampling noise.
+value includes the metric's sampling noise. Metrics of pairs (`inputs == "pairs"` in the
+catalogue: each original image against its perturbed one) go through the metrics stage's
+`pairs.score_pairs`, imported only when such a metric is calibrated.
 """
 
 from __future__ import annotations
@@ -40,8 +42,11 @@ class Calibrator:
     """The unperturbed set's features and scorers, prepared once; `score` scores perturbed sets."""
 
     def __init__(self, images: np.ndarray, ids: list[str], settings: CalibrationSettings, network: Network):
-        self.ids, self.settings, self.network = list(ids), settings, network
-        metrics = settings.scores.metrics
+        self.ids, self.settings, self.network, self.images = list(ids), settings, network, images
+        self.pairs = tuple(m for m in settings.scores.metrics if catalogue.get(m).inputs == "pairs")
+        metrics = tuple(m for m in settings.scores.metrics if m not in self.pairs)
+        settings = replace(settings, scores=replace(settings.scores, metrics=metrics))
+        self.settings = settings
         ref, unavailable = self._features([(REFERENCE, images)], metrics, settings.features)
         self.scorer = Scorer(ref[0], settings.scores, unavailable)
         self.reference_features = ref[0]
@@ -62,24 +67,34 @@ class Calibrator:
         ]
         return extract_sets(stacks, metrics, self.network, fs)
 
-    def rows(self) -> list[str]:
-        own = [r for s in self.scorer.specs for r in (s.name, *s.variants)]
-        return own + [nhood_row(k) for k in self.settings.nhood_sizes]
-
     def reference_scores(self) -> dict[str, Value]:
         """The unperturbed set against itself (the same features): each metric's zero point."""
-        return self._collect(self.scorer.evaluate(self.reference_features), {
+        out = self._collect(self.scorer.evaluate(self.reference_features), {
             k: scorer.evaluate(scorer.real) for k, (_, scorer) in self.nhood.items()
         })  # fmt: skip
+        return {**out, **self._pairs(self.images)}
+
+    def _pairs(self, images: np.ndarray) -> dict[str, Value]:
+        """The pair metrics of each original image with its counterpart in `images`."""
+        if not self.pairs:
+            return {}
+        from medtrans.stages.metrics.pairs import score_pairs  # only where such metrics exist
+
+        values = score_pairs(self.pairs, self.images, images, derive_seed(self.settings.seed, "pairs"))
+        rows = [r for name in self.pairs for r in (name, *catalogue.get(name).variants)]
+        return {r: (values.get(r), "" if values.get(r) is not None else "not computed") for r in rows}
 
     def score(self, sets: list[tuple[str, np.ndarray]]) -> list[dict[str, Value]]:
         """The rows of each (name, (N, H, W) uint8 images) set: one feature pass per set and size."""
         feats, _ = self._features(sets, self.settings.scores.metrics, self.settings.features)
         by_size = {k: self._features(sets, ("swd",), fs, k)[0] for k, (fs, _) in self.nhood.items()}
         return [
-            self._collect(
-                self.scorer.evaluate(f), {k: self.nhood[k][1].evaluate(by_size[k][i]) for k in self.nhood}
-            )
+            {
+                **self._collect(
+                    self.scorer.evaluate(f), {k: self.nhood[k][1].evaluate(by_size[k][i]) for k in self.nhood}
+                ),
+                **self._pairs(sets[i][1]),
+            }
             for i, f in enumerate(feats)
         ]
 
@@ -95,8 +110,3 @@ class Calibrator:
                 continue
             out[nhood_row(k)] = (source.values.get("swd"), source.notes.get("swd", ""))
         return out
-
-
-def is_calibrated_row(row: str) -> bool:
-    """A row the calibration reports (a metric of the catalogue, not a spread)."""
-    return catalogue.family(row) is not None and not catalogue.is_spread(row)

@@ -67,12 +67,18 @@ class Calibrator:
         ]
         return extract_sets(stacks, metrics, self.network, fs)
 
-    def reference_scores(self) -> dict[str, Value]:
-        """The unperturbed set against itself (the same features): each metric's zero point."""
-        out = self._collect(self.scorer.evaluate(self.reference_features), {
-            k: scorer.evaluate(scorer.real) for k, (_, scorer) in self.nhood.items()
-        })  # fmt: skip
-        return {**out, **self._pairs(self.images)}
+    def reference_scores(self, name: str = "none") -> dict[str, Value]:
+        """The unperturbed set against itself, as a set of its own: each metric's floor. Its network
+        and radiomics features are the reference's (the same images: not computed again); its SWD
+        neighbourhoods are drawn afresh like any set's, so SWD's floor is its sampling noise."""
+        own = replace(self.reference_features, swd=None)
+        if self.reference_features.swd is not None:
+            own.swd = self._features([(name, self.images)], ("swd",), self.settings.features)[0][0].swd
+        nhood = {
+            k: scorer.evaluate(self._features([(name, self.images)], ("swd",), fs, k)[0][0])
+            for k, (fs, scorer) in self.nhood.items()
+        }
+        return {**self._collect(self.scorer.evaluate(own), nhood), **self._pairs(self.images)}
 
     def _pairs(self, images: np.ndarray) -> dict[str, Value]:
         """The pair metrics of each original image with its counterpart in `images`."""

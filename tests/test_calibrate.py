@@ -2,6 +2,8 @@
 graded, the suite is deterministic, `medtrans calibrate` on a generated folder, the stage unit on
 the smoke study, the report's Calibration section, and the summary's indices on known input."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -269,6 +271,11 @@ def test_rerun_skips_and_switching_off_plans_nothing(calibrated, smoke_study):
 
     layout, _, _ = calibrated
     assert {o.result for o in run_stage("calibrate", smoke_study, layout)} == {"skipped"}
+    study = Path(__file__).resolve().parent.parent / "studies" / "smoke.yaml"
+    result = CliRunner().invoke(
+        app, ["calibrate", "--study", str(study), "--run", str(layout.root), "-t", "spine"]
+    )
+    assert result.exit_code == 0 and "skipped  calibrate/spine" in result.output, result.output
 
 
 def test_report_has_a_calibration_section_from_the_calibrate_outputs(calibrated, smoke_study):

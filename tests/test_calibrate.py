@@ -262,7 +262,7 @@ def test_stage_unit_per_task_with_manifest_outputs_and_dice(calibrated, smoke_st
 def test_same_run_twice_gives_the_same_numbers(calibrated, smoke_study):
     layout, again, _ = calibrated
     for task in smoke_study.tasks:
-        for name in ("calibration.csv", "summary.csv"):
+        for name in ("calibration.csv", "summary.csv", "figures/response_appearance.png"):
             assert (layout.calibrate(task) / name).read_bytes() == (again.calibrate(task) / name).read_bytes()
 
 

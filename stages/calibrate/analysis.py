@@ -92,7 +92,7 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
         notes = table[(table.metric == metric) & table.value.isna()].note
         note = str(notes.iloc[0]) if len(notes) else ""
         out.append((
-            metric, catalogue.label(str(metric)), catalogue.get(catalogue.family(str(metric)).name).direction,
+            metric, catalogue.label(str(metric)), catalogue.family(str(metric)).direction,
             ma, mn, ra, rn, _contrast(rn, ra), ka, kn, _contrast(kn, ka), note,
         ))  # fmt: skip
     return pd.DataFrame(out, columns=list(SUMMARY_COLUMNS))

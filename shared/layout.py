@@ -29,6 +29,9 @@ class RunLayout:
     def metrics(self, task: str) -> Path:
         return self.root / "metrics" / task
 
+    def calibrate(self, task: str) -> Path:
+        return self.root / "calibrate" / task
+
     def report(self) -> Path:
         return self.root / "report"
 

@@ -142,7 +142,8 @@ def test_stages_are_ordered_by_successful_completion(profile):
     # what the local runner's order implies: translators after preprocess, scoring after them all
     assert expect["segment"] == expect["metrics"] == set(TRANSLATORS)
     assert all(expect[t] == {"preprocess"} for t in TRANSLATORS) and not expect["preprocess"]
-    assert expect["report"] == {"segment", "metrics"}
+    assert expect["calibrate"] == {"preprocess", "segment"}  # the test set and the target-domain UNet
+    assert expect["report"] == {"segment", "metrics", "calibrate"}
     for stage, ups in expect.items():
         deps = services[stage + sfx].get("depends_on", {})
         assert set(deps) == {u + sfx for u in ups}, stage

@@ -33,7 +33,7 @@ def paper():
 def test_one_job_per_unit_of_the_local_runner(smoke_study, tmp_path):
     labels = [j.label for j in units.jobs(smoke_study)]
     planned = [label for label, _ in runner.study_status(smoke_study, RunLayout(tmp_path))]
-    assert labels == planned and len(labels) == 15
+    assert labels == planned and len(labels) == 17
 
 
 def test_dependencies_mirror_what_each_stage_reads(smoke_study):
@@ -196,12 +196,13 @@ def test_dry_run_plans_one_job_per_unit_with_the_study_resources(tmp_path):
     out = dry_run(tmp_path, f"study={ROOT / 'studies' / 'paper.yaml'}", f"run={tmp_path / 'run'}")
     assert out.returncode == 0, out.stderr[-2000:] + out.stdout[-2000:]
     text = out.stdout + out.stderr
-    stats = dict(line.split()[:2] for line in text.split("Job stats:")[1].splitlines()[3:9] if line.strip())
+    stats = dict(line.split()[:2] for line in text.split("Job stats:")[1].splitlines()[3:10] if line.strip())
     assert stats == {
         "preprocess": "2",
         "translate": "8",
         "segment": "2",
         "metrics": "2",
+        "calibrate": "2",
         "report": "1",
         "all": "1",
     }

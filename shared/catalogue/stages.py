@@ -94,10 +94,19 @@ STAGES: tuple[Stage, ...] = (
         "(Inception weights read from /weights)",
     ),
     Stage(
+        "calibrate",
+        extra="calibrate",
+        gpu=True,
+        after=("preprocess", "segment"),
+        weights=True,
+        description="perturbs the real target test set with known effect on anatomy; every metric and "
+        "the target-domain UNet's Dice per perturbation and severity (Inception weights from /weights)",
+    ),
+    Stage(
         "report",
         extra="report",
         gpu=False,
-        after=("segment", "metrics"),
+        after=("segment", "metrics", "calibrate"),
         description="correlates the perceptual metrics with Dice: tables, figures, report.html",
     ),
 )

@@ -32,6 +32,7 @@ class ResourcesConfig(Config):
     translators: dict[str, JobResources] = {}
     segment: JobResources = JobResources(threads=4, mem_mb=16000, runtime=480)
     metrics: JobResources = JobResources(threads=4, mem_mb=16000, runtime=240)
+    calibrate: JobResources = JobResources(threads=4, mem_mb=16000, runtime=240)
     report: JobResources = JobResources(threads=1, mem_mb=4000, runtime=60)
 
     @field_validator("translators")

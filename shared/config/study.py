@@ -8,6 +8,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from medtrans.shared.config.base import Config
+from medtrans.shared.config.calibrate import CalibrateConfig
 from medtrans.shared.config.data import DataSource
 from medtrans.shared.config.metrics import MetricsConfig
 from medtrans.shared.config.preprocess import PreprocessConfig
@@ -59,6 +60,7 @@ class StudyConfig(Config):
     translate: TranslateConfig = TranslateConfig()
     segment: SegmentConfig = SegmentConfig()
     metrics: MetricsConfig = MetricsConfig()
+    calibrate: CalibrateConfig = CalibrateConfig()
     report: ReportConfig = ReportConfig()
     resources: ResourcesConfig = ResourcesConfig()  # workflow jobs only; in no digest
 

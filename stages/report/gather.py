@@ -112,6 +112,29 @@ class MetricsData:
 
 
 @dataclass
+class CalibrationData:
+    """calibrate/<task>/: its per-metric summary (calibration.csv stays in the folder)."""
+
+    folder: Path
+    manifest: Manifest
+    summary: pd.DataFrame
+
+
+def read_calibration(folder: Path, manifest: Manifest | None, missing: list[str], label: str):
+    """calibrate/<task>/ when complete, else None and a line in `missing`."""
+    if manifest is None:
+        missing.append(
+            f"{label}: no complete manifest; no calibration for this task (run `medtrans calibrate`)"
+        )
+        return None
+    path = folder / "summary.csv"
+    if not path.is_file():
+        missing.append(f"{label}: summary.csv missing although the manifest is complete")
+        return None
+    return CalibrationData(folder, manifest, pd.read_csv(path, keep_default_na=False))
+
+
+@dataclass
 class TaskData:
     """Everything complete for one task, and what is not."""
 
@@ -126,6 +149,7 @@ class TaskData:
     preprocess_manifest: Manifest | None = None
     segment: SegmentData | None = None
     metrics: MetricsData | None = None
+    calibration: CalibrationData | None = None
 
     def rows(self) -> list[str]:
         """Translated sets to report, in the study's model order (any with results anywhere)."""
@@ -154,6 +178,8 @@ class RunData:
                 folders.append(t.segment.folder)
             if t.metrics is not None:
                 folders.append(t.metrics.folder)
+            if t.calibration is not None:
+                folders.append(t.calibration.folder)
         return folders
 
     def manifests(self) -> list[tuple[str, Path, Manifest]]:
@@ -169,6 +195,8 @@ class RunData:
                 out.append((f"segment/{name}", t.segment.folder, t.segment.manifest))
             if t.metrics is not None:
                 out.append((f"metrics/{name}", t.metrics.folder, t.metrics.manifest))
+            if t.calibration is not None:
+                out.append((f"calibrate/{name}", t.calibration.folder, t.calibration.manifest))
         return out
 
 
@@ -263,6 +291,9 @@ def gather(study: StudyConfig, layout: RunLayout, only: list[Path] | None = None
                 t.translate_manifests[model] = man
         t.segment = _segment(layout.segment(name), missing, f"segment/{name}", complete_manifest)
         t.metrics = _metrics(layout.metrics(name), missing, f"metrics/{name}", complete_manifest)
+        if study.calibrate.enabled:
+            folder = layout.calibrate(name)
+            t.calibration = read_calibration(folder, complete_manifest(folder), missing, f"calibrate/{name}")
         for model in t.translators:
             if t.segment is not None and model not in t.segment.sets():
                 missing.append(f"segment/{name}: no Dice for {model} (segment ran before it finished; rerun)")

@@ -20,6 +20,7 @@ from medtrans.stages.report import figures as F
 from medtrans.stages.report import page as P
 from medtrans.stages.report import sections as S
 from medtrans.stages.report.analysis import analyse
+from medtrans.stages.report.calibration import calibration_section
 from medtrans.stages.report.gather import gather, unavailable_metrics
 
 VERSION = "2"  # 2: half-sample intervals, translator-level uncertainty, the agreement rule
@@ -95,6 +96,7 @@ def _build(study: StudyConfig, ctx: UnitContext) -> None:
         )
     page.sections += [
         ("pooled", "Across tasks", S.pooled_section(analysis, out)),
+        ("calibration", "Calibration", calibration_section(run.tasks, out.figures, out.tables)),
         ("caveats", "Caveats", [P.bullet_list(notes)]),
         ("missing", "Missing and unavailable", S.missing_section(run, analysis, unavailable)),
         ("provenance", "Provenance", S.provenance_section(study, run, digest_)),

@@ -80,6 +80,8 @@ def jobs(study: StudyConfig) -> list[Job]:
             out.append(Job("report"))
         elif stage == "translate":
             out += [Job(stage, t, m) for t in study.tasks for m in study.translate.models]
+        elif stage == "calibrate" and not study.calibrate.enabled:
+            continue  # the study switches calibration off: no units
         else:
             out += [Job(stage, t) for t in study.tasks]
     return out
@@ -87,11 +89,14 @@ def jobs(study: StudyConfig) -> list[Job]:
 
 def upstream(job: Job, study: StudyConfig) -> list[Job]:
     """The units whose manifests the unit reads: a translator its task's preprocess; segment and
-    metrics of a task every translator of that task; the report every other unit."""
+    metrics of a task every translator of that task; calibrate its task's preprocess and segment;
+    the report every other unit."""
     if job.stage == "preprocess":
         return []
     if job.stage == "translate":
         return [Job("preprocess", job.task)]
+    if job.stage == "calibrate":
+        return [Job("preprocess", job.task), Job("segment", job.task)]
     if job.stage in ("segment", "metrics"):
         return [Job("preprocess", job.task)] + [Job("translate", job.task, m) for m in study.translate.models]
     return [j for j in jobs(study) if j.stage != "report"]

@@ -1,0 +1,66 @@
+"""The report's Calibration section: per task, what calibrate/<task>/ measured (summary.csv and
+the response curves), read from the run folder like every other upstream output."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from medtrans.stages.report import page as P
+from medtrans.stages.report import tables as T
+
+FAMILIES = ("appearance", "anatomy")  # the figures calibrate writes, response_<family>.png
+SHOWN = {
+    "label": "metric",
+    "monotonicity_appearance": "monotonic (appearance)",
+    "monotonicity_anatomy": "monotonic (anatomy)",
+    "asi_severity": "ASI (severity)",
+    "asi_dice": "ASI (Dice loss)",
+}
+EXPLAIN = (
+    "Known ground truth: the real target test set perturbed at graded severities, in two families. "
+    "Appearance perturbations (noise, blur, gamma, contrast, bias field, ghosting, spikes, motion, Gibbs "
+    "ringing, scaling) leave the anatomy and its mask unchanged; anatomy perturbations (elastic and affine "
+    "warps, a structure erased, moved or duplicated) change it, with the mask changed to match. Monotonic: "
+    "Spearman's rho of the metric's response against severity, averaged over a family's perturbations (1: "
+    "worse at every step). ASI, the anatomy-sensitivity index: (A - P) / (|A| + |P|) of the mean normalised "
+    "response to anatomy (A) and appearance (P) changes, at matched severity or per unit of the UNet's Dice "
+    "loss; +1 sees only anatomy, -1 only appearance. A metric to trust for anatomy has ASI well above 0."
+)
+
+
+def _display(summary: pd.DataFrame) -> pd.DataFrame:
+    df = summary[list(SHOWN)].rename(columns=SHOWN)
+    for col in list(SHOWN.values())[1:]:
+        df[col] = [T.fmt(float(v), 3) if str(v) not in ("", "nan") else "–" for v in df[col]]
+    return df
+
+
+def calibration_section(tasks: dict, figures: Path, tables: Path) -> list[str]:
+    """The section's blocks; the summary tables and figures are also written beside the report."""
+    blocks = [P.paragraph(EXPLAIN)]
+    for name, task in tasks.items():
+        cal = getattr(task, "calibration", None)
+        if cal is None:
+            continue
+        blocks.append(f"<h3>Task {name}</h3>")
+        extra = cal.manifest.extra
+        n_pert, metrics = len(extra.get("perturbations", [])), ", ".join(extra.get("metrics", []))
+        blocks.append(P.paragraph(
+            f"{extra.get('images', '?')} target test slices, {n_pert} perturbations x "
+            f"{extra.get('severities', '?')} severities; metrics: {metrics}."
+        ))  # fmt: skip
+        cal.summary.to_csv(tables / f"calibration_{name}.csv", index=False)
+        blocks.append(T.frame_to_html(_display(cal.summary), f"Calibration of the metrics on {name}"))
+        for family in FAMILIES:
+            src = cal.folder / "figures" / f"response_{family}.png"
+            if src.is_file():
+                dst = figures / f"calibration_{name}_{family}.png"
+                shutil.copyfile(src, dst)
+                caption = f"{name}: normalised response of each metric to {family} perturbations by severity."
+                blocks.append(P.figure_html(P.Figure(dst, caption)))
+    if len(blocks) == 1:
+        blocks.append("<p>No calibration in this run (switched off by the study, or not run yet).</p>")
+    return blocks

@@ -8,6 +8,9 @@ by side in one run (the command is `bench/__main__.py`).
 - Inception feature throughput vs torch-fidelity's extractor, same weights and images (target
   >= 1x) -- `bench.inception.bench_inception_throughput`.
 - FRD radiomics extraction with 2 worker processes vs 1 (target >= 1.7x).
+- The demo study (quick: the smoke study) from an empty run folder, one unit at a time vs two
+  (`medtrans run --jobs 1` vs `--jobs 2`, the same per-unit threads, the same outputs; target
+  >= 1.6x, the issue's 12 min 56 s -> 8 min) -- `bench_jobs`.
 
 Wall-clock ratios are what a user sees; on a shared machine they move with the load, so the load
 average before and after each benchmark is recorded with it.
@@ -22,7 +25,7 @@ import time
 import numpy as np
 import torch
 
-TARGETS = {"frechet": 100.0, "swd": 5.0, "inception_throughput": 1.0, "frd_workers": 1.7}
+TARGETS = {"frechet": 100.0, "swd": 5.0, "inception_throughput": 1.0, "frd_workers": 1.7, "jobs": 1.6}
 
 
 def _load() -> list[float]:
@@ -125,6 +128,53 @@ def bench_frd_workers(n_images: int = 32, size: int = 64, seed: int = 0, repeats
     }
 
 
+def bench_jobs(study: str = "demo") -> dict:
+    """`medtrans run studies/<study>.yaml` into two empty run folders, `--jobs 1` then `--jobs 2`;
+    wall time of each, their ratio, and whether every output digest is the same."""
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from bench.steps import ROOT
+
+    study_file = ROOT / "studies" / f"{study}.yaml"
+    env = {**os.environ, "MEDTRANS_PROGRESS": "0"}
+    seconds, digests = {}, {}
+    with tempfile.TemporaryDirectory(prefix="medtrans-bench-jobs-") as tmp:
+        for jobs in (1, 2):
+            run = Path(tmp) / f"jobs{jobs}"
+            argv = [sys.executable, "-m", "medtrans.stages.cli", "run", str(study_file), "--run", str(run)]
+            t0 = time.perf_counter()
+            done = subprocess.run([*argv, "--jobs", str(jobs)], capture_output=True, text=True, env=env)
+            seconds[jobs] = time.perf_counter() - t0
+            if done.returncode != 0:
+                raise RuntimeError(f"medtrans run --jobs {jobs} failed: {done.stderr[-2000:]}")
+            digests[jobs] = _output_digests(run)
+    return {
+        "name": "jobs",
+        "study": study,
+        "cpus": os.cpu_count(),
+        "one_job_s": seconds[1],
+        "two_jobs_s": seconds[2],
+        "speedup": seconds[1] / seconds[2],
+        "same_outputs": digests[1] == digests[2] and bool(digests[1]),
+    }
+
+
+def _output_digests(root) -> dict[str, str]:
+    """Every unit's outputs, path -> sha256, from the manifests (dot folders: no unit's)."""
+    import json
+
+    found = {}
+    for manifest in sorted(root.rglob("manifest.json")):
+        rel = manifest.parent.relative_to(root)
+        if not any(part.startswith(".") for part in rel.parts):
+            for out in json.loads(manifest.read_text())["outputs"]:
+                found[f"{rel.as_posix()}/{out['path']}"] = out["sha256"]
+    return found
+
+
 def run_all(quick: bool = False, device: str = "cpu") -> list[dict]:
     from bench import inception as bi
 
@@ -136,6 +186,7 @@ def run_all(quick: bool = False, device: str = "cpu") -> list[dict]:
                 n_images=2, batch_size=2, image_size=64, device=device, repeats=1, warmup=False
             ),
             lambda: bench_frd_workers(n_images=4, size=32, repeats=1),
+            lambda: bench_jobs("smoke"),
         ]
     else:
         plan = [
@@ -143,6 +194,7 @@ def run_all(quick: bool = False, device: str = "cpu") -> list[dict]:
             bench_swd,
             lambda: bi.bench_inception_throughput(device=device),
             bench_frd_workers,
+            bench_jobs,
         ]
     results = []
     for run in plan:
@@ -174,6 +226,7 @@ def markdown(results: list[dict], machine: dict) -> str:
             "one_worker_s",
             "1 worker (ours: 2)",
         ),
+        "jobs": ("{study} study, medtrans run --jobs 2 vs 1", "two_jobs_s", "one_job_s", "--jobs 1"),
     }
     lines = [
         f"Machine: {machine['cpus']} CPUs ({machine['processor']}), torch {machine['torch']} "
@@ -209,6 +262,8 @@ def _check(r: dict) -> str:
         return f"rel. diff {r['rel_diff']:.1e}"
     if r["name"] == "swd":
         return f"values {r['ours_value']:.4g} vs {r['numpy_reference_value']:.4g} (independent draws)"
+    if r["name"] == "jobs":
+        return "same outputs" if r["same_outputs"] else "OUTPUTS DIFFER"
     return "same features" if r["same_features"] else "FEATURES DIFFER"
 
 

@@ -163,8 +163,11 @@ def bench_jobs(study: str = "demo") -> dict:
 
 
 def _output_digests(root) -> dict[str, str]:
-    """Every unit's outputs, path -> sha256, from the manifests (dot folders: no unit's)."""
+    """Every unit's outputs, path -> sha256, from the manifests (dot folders: no unit's);
+    report.html without its Provenance section, as tests/test_e2e.py compares two runs."""
+    import hashlib
     import json
+    import re
 
     found = {}
     for manifest in sorted(root.rglob("manifest.json")):
@@ -172,6 +175,10 @@ def _output_digests(root) -> dict[str, str]:
         if not any(part.startswith(".") for part in rel.parts):
             for out in json.loads(manifest.read_text())["outputs"]:
                 found[f"{rel.as_posix()}/{out['path']}"] = out["sha256"]
+    page = root / "report" / "report.html"  # its Provenance section holds times and paths
+    if page.is_file():
+        text = re.sub(r'<section id="provenance">.*?</section>', "", page.read_text(), flags=re.S)
+        found["report/report.html"] = hashlib.sha256(text.encode()).hexdigest()
     return found
 
 

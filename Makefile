@@ -9,6 +9,9 @@ PYTHON ?=
 VENV := .venv
 BIN := $(VENV)/bin
 STUDY ?= studies/demo.yaml
+# units at once (`medtrans run --jobs`, compose-run.sh): unset = one after the other (the study's
+# resources.jobs where it sets one); each unit gets its stage's resources threads either way
+JOBS ?=
 # containers (docker/, compose.yaml): VARIANT=cpu|cuda, images tagged <version>-<variant>.
 # GPU=auto (default): cuda where nvidia-smi sees a GPU and Docker has the NVIDIA runtime (a GPU
 # without it is an error naming the toolkit); GPU=0 forces cpu, GPU=1 cuda (docker/scripts/gpu.sh).
@@ -46,7 +49,7 @@ MODULES := $(VENV)/.modules
 LINKED := $(VENV)/.linked-stamp
 MODULE_LIST = $(shell find shared stages -type f ! -name '*.pyc' ! -path '*/__pycache__/*' | LC_ALL=C sort)
 
-.PHONY: setup all local test test-gpu bench lint clean wheelhouse images weights weights-verify archive restore compose-run docker-e2e generate compose constraints FORCE
+.PHONY: setup all local test test-gpu bench bench-gpu lint clean wheelhouse images weights weights-verify archive restore compose-run docker-e2e generate compose constraints FORCE
 
 $(STAMP): pyproject.toml setup.py
 	@test -x $(BIN)/python || { py=$$(PYTHON="$(PYTHON)" docker/scripts/local-python.sh) && echo "$$py -m venv $(VENV)" && $$py -m venv $(VENV); }
@@ -84,7 +87,7 @@ all: ## run STUDY (default studies/demo.yaml): through compose when a Docker eng
 	fi
 
 local: setup ## run STUDY with the local runner (no containers)
-	$(BIN)/medtrans run $(STUDY) $(if $(RUN),--run $(RUN))
+	$(BIN)/medtrans run $(STUDY) $(if $(RUN),--run $(RUN)) $(if $(JOBS),--jobs $(JOBS))
 
 # ---- containers (no .venv: HOST_PYTHON runs only standard-library scripts) --------------------
 # Made once, and a restored archive's wheelhouse is used as it is (no time-stamp rule: a fresh
@@ -123,7 +126,7 @@ compose-run:
 		echo "make all: weights missing, the internet answers -> make weights"; $(MAKE) --no-print-directory weights VARIANT=$(VARIANT) || echo "make all: make weights failed; going on without (FID/KID/IS unavailable)"; \
 	else echo "make all: weights missing and no internet: going on; FID/KID/IS will be reported unavailable (run \`make weights\` on a machine with internet, or make restore)"; fi
 	MEDTRANS_DATA=$${MEDTRANS_DATA:-data} MEDTRANS_WEIGHTS_DIR=$(WEIGHTS) HOST_PYTHON=$(HOST_PYTHON) \
-		WHEELHOUSE=$(WHEELHOUSE) $(if $(RUN),EXPORT=$(RUN)) docker/scripts/compose-run.sh $(STUDY) $(if $(filter cuda,$(VARIANT)),--gpu)
+		WHEELHOUSE=$(WHEELHOUSE) JOBS=$(JOBS) $(if $(RUN),EXPORT=$(RUN)) docker/scripts/compose-run.sh $(STUDY) $(if $(filter cuda,$(VARIANT)),--gpu)
 
 archive: ## one folder to copy: docker save of every image, wheelhouse (with the compose binary), weights, studies, checksums
 	TAG=$(TAG) WHEELHOUSE=$(WHEELHOUSE) WEIGHTS=$(WEIGHTS) HOST_PYTHON=$(HOST_PYTHON) docker/scripts/archive.sh $(ARCHIVE)
@@ -142,6 +145,9 @@ test-gpu: setup ## the CUDA paths (needs a GPU): translators, UNet, metrics on C
 
 bench: setup ## speed and memory against the tools people would use instead
 	PYTHONPATH=tests $(BIN)/python -m bench --out bench-results/bench.json
+
+bench-gpu: setup ## each translator's and the UNet's training step, today's and each optimisation (paper settings on CUDA, tiny on a CPU)
+	PYTHONPATH=tests $(BIN)/python -m bench.gpu --out bench-results/gpu-bench.json
 
 lint: setup
 	$(BIN)/ruff check .

@@ -65,11 +65,28 @@ def run_cmd(
     study: Annotated[Path, typer.Argument(help="Study file, e.g. studies/demo.yaml.")],
     run: RunOpt = None,
     force: ForceOpt = False,
-) -> None:
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs", "-j", min=1,
+            help="Units at once, each its own `medtrans <stage> --task T` process with its stage's "
+            "resources threads (default: the study's resources.jobs; unset: one after the other "
+            "in this process).",
+        ),
+    ] = None,
+) -> None:  # fmt: skip
     """Run every stage of STUDY in order (the local runner), skipping up-to-date outputs."""
     cfg, layout = open_study(study, run)
+    jobs = jobs if jobs is not None else cfg.resources.jobs
     typer.echo(f"medtrans run: study {cfg.name} ({cfg.profile}) -> {layout.root}")
-    _report(runner.run_study(cfg, layout, force=force))
+    if jobs is None:
+        _report(runner.run_study(cfg, layout, force=force))
+    else:
+        try:
+            _report(runner.run_study_jobs(cfg, layout, study.resolve(), jobs, force=force))
+        except runner.UnitsFailed as err:
+            typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+            sys.exit(1)
     summary = layout.report() / "summary.md"
     if summary.is_file():
         typer.echo("\n" + summary.read_text())

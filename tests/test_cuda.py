@@ -99,7 +99,7 @@ def test_paper_size_training_step(model):
             losses = net.train_step(batch, Progress(i, 0, 100, 100, 100))
         torch.cuda.synchronize()
         timings[label] = (time.perf_counter() - t0) / 10
-        assert all(np.isfinite(v) for v in losses.values()), losses
+        assert all(np.isfinite(float(v)) for v in losses.values()), losses
         out = net.translate(batch["a"], batch["mask_a"], batch["fg_a"])
         assert out.shape == (bs, 1, 256, 256) and torch.isfinite(out).all()
         mem = torch.cuda.max_memory_allocated() / 2**30

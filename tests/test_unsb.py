@@ -154,7 +154,7 @@ def test_generator_loss_weights_as_the_reference():
     cfg = UNSBConfig(**TINY_UNSB, lambda_nce=2.0, lambda_sb=3.0)
     model = get_model("unsb")(cfg, n_classes=3, image_size=SIZE, device=torch.device("cpu"), seed=1)
     batch = {"a": torch.rand(1, 1, SIZE, SIZE) * 2 - 1, "b": torch.rand(1, 1, SIZE, SIZE) * 2 - 1}
-    out = model.train_step(batch, Progress(0, 0, 1, 1, 0))
+    out = {k: float(v) for k, v in model.train_step(batch, Progress(0, 0, 1, 1, 0)).items()}
     want = out["G_GAN"] + 3.0 * out["SB"] + 2.0 * 0.5 * (out["NCE"] + out["NCE_Y"])
     assert out["G"] == pytest.approx(want, rel=1e-5)
 

@@ -20,6 +20,7 @@ from monai.utils import convert_to_tensor
 
 from medtrans.shared import checkpoint
 from medtrans.shared.config.segment import SegmentConfig
+from medtrans.shared.device import fuse_optimizers, host_floats
 from medtrans.shared.log import get_logger, progress
 from medtrans.stages.segment.data import ImageSet
 from medtrans.stages.segment.model import (
@@ -121,9 +122,12 @@ def _loader(
 
 
 def _fit_epoch(model: torch.nn.Module, loader: DataLoader, loss_fn, optimizer, device) -> float:
-    """One pass over the loader; the mean train loss per image."""
+    """One pass over the loader; the mean train loss per image. On CUDA the batch losses stay
+    on the device and are read once, after the pass (a CPU reads each at once, as always): the
+    same floats summed in the same order."""
     model.train()
-    total, count = 0.0, 0
+    deferred = torch.device(device).type == "cuda"
+    losses: list = []
     for batch in loader:
         x = convert_to_tensor(batch[IMAGE], track_meta=False).to(device)  # plain tensors:
         y = convert_to_tensor(batch[LABEL], track_meta=False).to(device)  # MetaTensor is slow
@@ -131,8 +135,11 @@ def _fit_epoch(model: torch.nn.Module, loader: DataLoader, loss_fn, optimizer, d
         loss = loss_fn(model(x), y)
         loss.backward()
         optimizer.step()
-        total += float(loss.detach()) * len(x)
-        count += len(x)
+        losses.append((loss.detach() if deferred else float(loss.detach()), len(x)))
+    total, count = 0.0, 0
+    for value, n in zip(host_floats([v for v, _ in losses]), (n for _, n in losses), strict=True):
+        total += value * n
+        count += n
     return total / max(count, 1)
 
 
@@ -163,6 +170,7 @@ def train(
     `cfg.patience` epochs without improvement or at `cfg.max_epochs`."""
     loss_fn = build_loss()
     optimizer = build_optimizer(cfg, model)
+    fuse_optimizers([optimizer])  # CUDA only: a model on the CPU keeps today's optimizer
     scheduler = build_scheduler(cfg, optimizer)
     transform = train_transforms(cfg.augment)
     loader, generator = _loader(train_set, cfg, transform, seed)

@@ -76,8 +76,10 @@ class Translator:
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         raise NotImplementedError
 
-    def train_step(self, batch: dict[str, Tensor], progress: Progress) -> dict[str, float]:
-        """One optimisation step on `batch`; returns each loss as a float (logged)."""
+    def train_step(self, batch: dict[str, Tensor], progress: Progress) -> dict[str, Tensor]:
+        """One optimisation step on `batch`; returns each loss as a detached 0-dim tensor (the
+        loop reads them: at once on a CPU, every `log_every` steps on CUDA, so that a step never
+        waits for the device). Never `.item()` here."""
         raise NotImplementedError
 
     def translate(self, a: Tensor, mask_a: Tensor | None = None, fg_a: Tensor | None = None) -> Tensor:

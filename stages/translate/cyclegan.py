@@ -75,7 +75,7 @@ class CycleGAN(Translator):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"G": self.opt_G, "D": self.opt_D}
 
-    def train_step(self, batch: dict[str, Tensor], progress: Progress) -> dict[str, float]:
+    def train_step(self, batch: dict[str, Tensor], progress: Progress) -> dict[str, Tensor]:
         c = self.config
         real_a, real_b = batch["a"], batch["b"]
         with self.autocast():
@@ -121,7 +121,7 @@ class CycleGAN(Translator):
         (d_a + d_b).backward()
         self.opt_D.step()
         losses["D_A"], losses["D_B"] = d_a, d_b
-        return {k: float(v.detach()) for k, v in losses.items()}
+        return {k: v.detach() for k, v in losses.items()}  # read by the loop, not here
 
     @torch.no_grad()
     def translate(self, a: Tensor, mask_a: Tensor | None = None, fg_a: Tensor | None = None) -> Tensor:

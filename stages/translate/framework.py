@@ -35,7 +35,7 @@ A model's contract (see `Translator`):
         def __init__(self, config, *, n_classes, image_size, device, seed): ...
         def networks(self) -> dict[str, nn.Module]        # every network (checkpointed)
         def optimizers(self) -> dict[str, Optimizer]      # the loop adds the lr schedulers
-        def train_step(self, batch, progress) -> dict[str, float]   # one update, its losses
+        def train_step(self, batch, progress) -> dict[str, Tensor]  # one update, its 0-dim losses
         def translate(self, a, mask_a=None, fg_a=None) -> Tensor    # (B,1,H,W) in [-1, 1]
         def extra_state(self) / load_extra_state(state)   # image pools, own generators
         def panels(self, a, mask_a=None, fg_a=None) -> dict[str, Tensor]  # optional, samples.png

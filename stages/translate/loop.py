@@ -24,6 +24,7 @@ import torch
 
 from medtrans.shared import checkpoint
 from medtrans.shared.config.translate import Acceleration, Augment, Schedule
+from medtrans.shared.device import fuse_optimizers, host_floats
 from medtrans.shared.log import get_logger, progress
 from medtrans.stages.translate import augment as aug
 from medtrans.stages.translate.base import Progress, Translator
@@ -54,16 +55,30 @@ class LoopResult:
 @dataclass
 class LossLog:
     """losses.csv's rows (each the mean over `log_every` iterations) and the open window;
-    both go into the checkpoint, so a resumed run logs the same rows."""
+    both go into the checkpoint, so a resumed run logs the same rows.
+
+    A step's losses are 0-dim tensors. On a CPU each is read at once (`float`, as always); on
+    CUDA (`deferred`) they stay on the device and the window is read in one transfer when its
+    row closes or a checkpoint is written, so the step never waits for the GPU. Both read the
+    same float32 values into the same doubles: the rows are the same numbers either way."""
 
     rows: list[dict[str, float]] = field(default_factory=list)
-    window: dict[str, list[float]] = field(default_factory=dict)
+    window: dict[str, list] = field(default_factory=dict)
+    deferred: bool = False
 
-    def add(self, losses: dict[str, float]) -> None:
+    def add(self, losses: dict) -> None:
         for k, v in losses.items():
-            self.window.setdefault(k, []).append(float(v))
+            keep = self.deferred and torch.is_tensor(v)
+            self.window.setdefault(k, []).append(v.detach() if keep else float(v))
+
+    def settle(self) -> None:
+        """Every value of the open window as a float (one device-to-host copy per loss name)."""
+        for k, values in self.window.items():
+            if any(torch.is_tensor(v) for v in values):
+                self.window[k] = host_floats(values)
 
     def close_row(self, n_iterations: int, iters_per_epoch: int) -> dict[str, float]:
+        self.settle()
         row = {
             "iteration": n_iterations,
             "epoch": round(n_iterations / iters_per_epoch, 4),
@@ -74,6 +89,7 @@ class LossLog:
         return row
 
     def state(self) -> dict:
+        self.settle()
         return {"loss_rows": self.rows, "window": self.window}
 
     def final(self) -> dict[str, float]:
@@ -109,13 +125,16 @@ def write_losses(work: Path, rows: list[dict[str, float]]) -> None:
 
 
 def prepare(model: Translator, accel: Acceleration) -> None:
-    """Acceleration on CUDA only: bf16 autocast flag and channels_last networks."""
+    """Acceleration on CUDA only: bf16 autocast flag, channels_last networks, fused optimizers.
+    A CPU run is left exactly as it was."""
     if model.device.type != "cuda":
         return
     model.bf16 = accel.bf16
     if accel.channels_last:
         for net in model.networks().values():
             net.to(memory_format=torch.channels_last)
+    fuse_optimizers(model.optimizers().values())
+
 
 
 @dataclass
@@ -177,8 +196,8 @@ def _batch(run: _Run, idx_a, idx_b, draws, i: int) -> dict[str, torch.Tensor]:
     return batch
 
 
-def _epoch(run: _Run, epoch: int, losses: LossLog, ticks) -> dict[str, float]:
-    """One epoch of updates; returns the last step's losses."""
+def _epoch(run: _Run, epoch: int, losses: LossLog, ticks) -> dict:
+    """One epoch of updates; returns the last step's losses (0-dim tensors)."""
     s = run.schedule
     idx_a, idx_b = pair_indices(
         run.seed,
@@ -196,7 +215,7 @@ def _epoch(run: _Run, epoch: int, losses: LossLog, ticks) -> dict[str, float]:
             aug.epoch_draws(run.augment, size, run.seed, epoch, d, run.iters, s.batch_size)
             for d in ("source", "target")
         )
-    last: dict[str, float] = {}
+    last: dict = {}
     for i in range(run.iters):
         next(ticks, None)
         prog = Progress(epoch * run.iters + i, epoch, run.iters, s.n_epochs, s.n_epochs_decay)
@@ -238,6 +257,7 @@ def train(
     if resume and ckpt.is_file():
         start_epoch, losses = _resume(ckpt, model, objects)
         log.info("%s: resumed after epoch %d/%d", desc, start_epoch, total_epochs)
+    losses.deferred = model.device.type == "cuda"  # a CPU reads each loss at once, as always
     start_iter = start_epoch * iters
 
     model.set_train(True)

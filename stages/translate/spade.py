@@ -141,7 +141,7 @@ class SPADE(Translator):
         preds = [[t.float() for t in p] for p in preds]
         return split_pred(preds)
 
-    def train_step(self, batch: dict[str, Tensor], progress: Progress) -> dict[str, float]:
+    def train_step(self, batch: dict[str, Tensor], progress: Progress) -> dict[str, Tensor]:
         c = self.config
         seg = self.labels(batch.get("mask_b"), batch.get("fg_b"))
         real = batch["b"]
@@ -173,15 +173,10 @@ class SPADE(Translator):
         loss_d_real = hinge_d_loss(pred_real, real=True)
         (loss_d_fake + loss_d_real).backward()
         self._opts["D"].step()
-        out = {
-            "G_GAN": loss_gan.item(),
-            "G_Feat": loss_feat.item(),
-            "D_fake": loss_d_fake.item(),
-            "D_real": loss_d_real.item(),
-        }
+        out = {"G_GAN": loss_gan, "G_Feat": loss_feat, "D_fake": loss_d_fake, "D_real": loss_d_real}
         if self.vgg is not None:
-            out["G_VGG"] = loss_vgg.item()
-        return out
+            out["G_VGG"] = loss_vgg
+        return {k: v.detach() for k, v in out.items()}  # read by the loop, not here
 
     @torch.no_grad()
     def translate(self, a: Tensor, mask_a: Tensor | None = None, fg_a: Tensor | None = None) -> Tensor:

@@ -169,14 +169,14 @@ class UNSB(Translator):
             e_cross = self.E(p, steps, p2).float()
         return e_same.mean(), torch.logsumexp(e_cross.reshape(-1), dim=0)
 
-    def train_step(self, batch: dict[str, Tensor], progress: Progress) -> dict[str, float]:
+    def train_step(self, batch: dict[str, Tensor], progress: Progress) -> dict[str, Tensor]:
         a, b = batch["a"], batch["b"]
         fwd = self._forward(a, b)
         loss_d_fake, loss_d_real = self._update_d(fwd, b)
         loss_e = self._update_e(fwd)
         g = self._update_g(fwd, a, b)
         losses = {**g, "D_real": loss_d_real, "D_fake": loss_d_fake, "E": loss_e}
-        return {k: v.item() for k, v in losses.items()}
+        return {k: v.detach() for k, v in losses.items()}  # read by the loop, not here
 
     def _forward(self, a: Tensor, b: Tensor) -> _Pass:
         """Step 1: draw t, simulate the bridge to x_t, map x_t to x1_hat."""

@@ -13,6 +13,9 @@ by side in one run (the command is `bench/__main__.py`).
   they replaced (target: within 0.90-0.99) -- `bench.coverage.run_coverage`.
 - The calibration suite of the demo's two tasks against its 3-minute budget (ratio budget / time,
   target >= 1x) -- `bench.calibration.bench_calibration`.
+- The demo study (quick: the smoke study) from an empty run folder, one unit at a time vs two
+  (`medtrans run --jobs 1` vs `--jobs 2`, the same per-unit threads, the same outputs; target
+  >= 1.6x, the issue's 12 min 56 s -> 8 min) -- `bench_jobs`.
 
 Wall-clock ratios are what a user sees; on a shared machine they move with the load, so the load
 average before and after each benchmark is recorded with it.
@@ -28,7 +31,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-TARGETS = {"frechet": 100.0, "swd": 5.0, "inception_throughput": 1.0, "frd_workers": 1.7, "calibration": 1.0}
+TARGETS = {
+    "frechet": 100.0, "swd": 5.0, "inception_throughput": 1.0, "frd_workers": 1.7, "calibration": 1.0,
+    "jobs": 1.6,
+}  # fmt: skip
 COVERAGE_TARGET = (0.90, 0.99)  # nominal 95%: what 200 trials can tell apart from it
 
 
@@ -132,6 +138,60 @@ def bench_frd_workers(n_images: int = 32, size: int = 64, seed: int = 0, repeats
     }
 
 
+def bench_jobs(study: str = "demo") -> dict:
+    """`medtrans run studies/<study>.yaml` into two empty run folders, `--jobs 1` then `--jobs 2`;
+    wall time of each, their ratio, and whether every output digest is the same."""
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from bench.steps import ROOT
+
+    study_file = ROOT / "studies" / f"{study}.yaml"
+    env = {**os.environ, "MEDTRANS_PROGRESS": "0"}
+    seconds, digests = {}, {}
+    with tempfile.TemporaryDirectory(prefix="medtrans-bench-jobs-") as tmp:
+        for jobs in (1, 2):
+            run = Path(tmp) / f"jobs{jobs}"
+            argv = [sys.executable, "-m", "medtrans.stages.cli", "run", str(study_file), "--run", str(run)]
+            t0 = time.perf_counter()
+            done = subprocess.run([*argv, "--jobs", str(jobs)], capture_output=True, text=True, env=env)
+            seconds[jobs] = time.perf_counter() - t0
+            if done.returncode != 0:
+                raise RuntimeError(f"medtrans run --jobs {jobs} failed: {done.stderr[-2000:]}")
+            digests[jobs] = _output_digests(run)
+    return {
+        "name": "jobs",
+        "study": study,
+        "cpus": os.cpu_count(),
+        "one_job_s": seconds[1],
+        "two_jobs_s": seconds[2],
+        "speedup": seconds[1] / seconds[2],
+        "same_outputs": digests[1] == digests[2] and bool(digests[1]),
+    }
+
+
+def _output_digests(root) -> dict[str, str]:
+    """Every unit's outputs, path -> sha256, from the manifests (dot folders: no unit's);
+    report.html without its Provenance section, as tests/test_e2e.py compares two runs."""
+    import hashlib
+    import json
+    import re
+
+    found = {}
+    for manifest in sorted(root.rglob("manifest.json")):
+        rel = manifest.parent.relative_to(root)
+        if not any(part.startswith(".") for part in rel.parts):
+            for out in json.loads(manifest.read_text())["outputs"]:
+                found[f"{rel.as_posix()}/{out['path']}"] = out["sha256"]
+    page = root / "report" / "report.html"  # its Provenance section holds times and paths
+    if page.is_file():
+        text = re.sub(r'<section id="provenance">.*?</section>', "", page.read_text(), flags=re.S)
+        found["report/report.html"] = hashlib.sha256(text.encode()).hexdigest()
+    return found
+
+
 def run_all(quick: bool = False, device: str = "cpu") -> list[dict]:
     import tempfile
 
@@ -151,6 +211,7 @@ def run_all(quick: bool = False, device: str = "cpu") -> list[dict]:
             lambda: bench_frd_workers(n_images=4, size=32, repeats=1),
             lambda: run_coverage(trials=4, replicates=20, truth_draws=20),
             lambda: bench_calibration(tmp, quick=True),
+            lambda: bench_jobs("smoke"),
         ]
     else:
         plan = [
@@ -160,6 +221,7 @@ def run_all(quick: bool = False, device: str = "cpu") -> list[dict]:
             bench_frd_workers,
             run_coverage,
             lambda: bench_calibration(tmp),
+            bench_jobs,
         ]
     results = []
     for run in plan:
@@ -200,6 +262,7 @@ def markdown(results: list[dict], machine: dict) -> str:
             "budget_s",
             "the 3-minute budget",
         ),
+        "jobs": ("{study} study, medtrans run --jobs 2 vs 1", "two_jobs_s", "one_job_s", "--jobs 1"),
     }
     lines = [
         f"Machine: {machine['cpus']} CPUs ({machine['processor']}), torch {machine['torch']} "
@@ -273,6 +336,8 @@ def _check(r: dict) -> str:
         return f"rel. diff {r['rel_diff']:.1e}"
     if r["name"] == "swd":
         return f"values {r['ours_value']:.4g} vs {r['numpy_reference_value']:.4g} (independent draws)"
+    if r["name"] == "jobs":
+        return "same outputs" if r["same_outputs"] else "OUTPUTS DIFFER"
     return "same features" if r["same_features"] else "FEATURES DIFFER"
 
 

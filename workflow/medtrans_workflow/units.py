@@ -112,10 +112,7 @@ def uses_gpu(job: Job, study: StudyConfig) -> bool:
 
 def resources(job: Job, study: StudyConfig) -> JobResources:
     """The study's `resources` for the job, with `gpus` resolved (see JobResources)."""
-    res = study.resources
-    chosen = getattr(res, job.stage)
-    if job.stage == "translate" and job.model in res.translators:
-        chosen = res.translators[job.model]
+    chosen = study.resources.for_unit(job.stage, job.model)  # the local runner's choice too
     gpus = chosen.gpus
     if gpus is None:
         gpus = 1 if study.device == "cuda" and uses_gpu(job, study) else 0

@@ -196,8 +196,8 @@ def run_all(quick: bool = False, device: str = "cpu") -> list[dict]:
     import tempfile
 
     from bench import inception as bi
-    from bench.coverage import run_coverage
     from bench.calibration import bench_calibration
+    from bench.coverage import run_coverage
 
     tmp = Path(tempfile.mkdtemp(prefix="medtrans-bench-"))
 

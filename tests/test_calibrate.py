@@ -256,7 +256,10 @@ def test_stage_unit_per_task_with_manifest_outputs_and_dice(calibrated, smoke_st
         assert (appearance.dice_perturbed_gt == appearance.dice_original_gt).all()  # the mask is unchanged
         anatomy = table[(table.family == "anatomy") & (table.severity == 3)]
         assert (anatomy.dice_perturbed_gt != anatomy.dice_original_gt).any()
-        assert set(table.metric) == {"swd", *(f"swd_nhood{k}" for k in smoke_study.calibrate.nhood_sizes)}
+        assert set(table.metric) == {
+            *smoke_study.calibrate.metrics,
+            *(f"swd_nhood{k}" for k in smoke_study.calibrate.nhood_sizes),
+        }
 
 
 def test_same_run_twice_gives_the_same_numbers(calibrated, smoke_study):

@@ -19,8 +19,11 @@ COLUMNS = (
     "position",  # slice index in the canonical volume
     "image",  # relative path of the 8-bit PNG
     "mask",  # relative path of the label PNG ('' if none)
+    "foreground",  # relative path of the foreground PNG (0/255, from the volume; '' if none)
     "structures",  # '|'-joined structures present in the mask
 )
+FOREGROUND = "foreground"  # folder of the foreground masks (MaskGAN's, computed per volume)
+OPTIONAL = ("foreground",)  # columns an index may lack (read as '' in every row)
 SPLITS = ("train", "val", "test")
 ROLES = ("source", "target")
 
@@ -41,7 +44,10 @@ class SliceIndex:
         path = Path(folder) / INDEX
         if not path.is_file():
             raise IndexError_(f"{path}: missing; run `medtrans preprocess` first")
-        table = pd.read_csv(path, dtype={"slice_id": str, "patient": str, "mask": str}, keep_default_na=False)
+        table = pd.read_csv(path, dtype={"slice_id": str, "patient": str, "mask": str, "foreground": str}, keep_default_na=False)
+        for col in OPTIONAL:  # an index written without them: none shipped
+            if col not in table.columns:
+                table[col] = ""
         missing = [c for c in COLUMNS if c not in table.columns]
         if missing:
             raise IndexError_(f"{path}: missing columns {missing}")

@@ -44,7 +44,8 @@ class SliceIndex:
         path = Path(folder) / INDEX
         if not path.is_file():
             raise IndexError_(f"{path}: missing; run `medtrans preprocess` first")
-        table = pd.read_csv(path, dtype={"slice_id": str, "patient": str, "mask": str, "foreground": str}, keep_default_na=False)
+        text = {"slice_id": str, "patient": str, "mask": str, "foreground": str}
+        table = pd.read_csv(path, dtype=text, keep_default_na=False)
         for col in OPTIONAL:  # an index written without them: none shipped
             if col not in table.columns:
                 table[col] = ""

@@ -67,7 +67,7 @@ def _sampled(smoke, counts: dict):
     return parse_study(data, "sampled")
 
 
-def test_preprocess_keeps_the_target_counts_with_the_same_patient_splits(smoke_study, smoke_preprocessed, tmp_path):
+def test_preprocess_keeps_target_counts_and_patient_splits(smoke_study, smoke_preprocessed, tmp_path):
     study = _sampled(smoke_study, {"train": 9, "val": 3, "test": 4})
     layout = RunLayout(tmp_path / "run")
     run_stage("preprocess", study, layout)

@@ -100,9 +100,18 @@ def _index(tmp_path, with_fg: bool) -> SliceIndex:
         fg[:, :16] = 255  # deliberately unlike what the per-slice route finds
         write_png(tmp_path / FOREGROUND / f"{sid}.png", fg)
         rows.append(
-            {"slice_id": sid, "patient": f"p{k:010d}", "domain": "a", "role": "source", "split": "test",
-             "position": 0, "image": f"images/{sid}.png", "mask": "", "structures": "",
-             FOREGROUND: f"{FOREGROUND}/{sid}.png" if with_fg else ""}  # fmt: skip
+            {
+                "slice_id": sid,
+                "patient": f"p{k:010d}",
+                "domain": "a",
+                "role": "source",
+                "split": "test",
+                "position": 0,
+                "image": f"images/{sid}.png",
+                "mask": "",
+                "structures": "",
+                FOREGROUND: f"{FOREGROUND}/{sid}.png" if with_fg else "",
+            }  # fmt: skip
         )
     pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(tmp_path / "index.csv", index=False)
     return SliceIndex.load(tmp_path)

@@ -19,11 +19,12 @@ COLUMNS = (
     "position",  # slice index in the canonical volume
     "image",  # relative path of the 8-bit PNG
     "mask",  # relative path of the label PNG ('' if none)
-    "foreground",  # relative path of the foreground PNG (0/255, from the volume; '' if none)
     "structures",  # '|'-joined structures present in the mask
 )
 FOREGROUND = "foreground"  # folder of the foreground masks (MaskGAN's, computed per volume)
-OPTIONAL = ("foreground",)  # columns an index may lack (read as '' in every row)
+# columns an index may lack (read as '' in every row); preprocess writes them after COLUMNS:
+# foreground = relative path of the foreground PNG (0/255, computed per volume; '' if none)
+OPTIONAL = ("foreground",)
 SPLITS = ("train", "val", "test")
 ROLES = ("source", "target")
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from medtrans.shared.config.preprocess import ForegroundConfig
-from medtrans.shared.dataset import COLUMNS, FOREGROUND, SliceIndex
+from medtrans.shared.dataset import COLUMNS, FOREGROUND, OPTIONAL, SliceIndex
 from medtrans.shared.imageio import read_png, write_png
 from medtrans.shared.manifest import read_manifest
 from medtrans.stages.preprocess.foreground import scaled_8bit, volume_foreground
@@ -39,6 +39,7 @@ def _blobs(seed: int, shape=(24, 40, 40)) -> np.ndarray:
     return np.clip(vol * 8000, 0, None).astype(np.float32)
 
 
+@pytest.mark.filterwarnings("ignore:`binary_opening` is deprecated:FutureWarning")
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_volume_foreground_matches_the_reference_pipeline(seed):
     data = _blobs(seed)
@@ -113,7 +114,7 @@ def _index(tmp_path, with_fg: bool) -> SliceIndex:
                 FOREGROUND: f"{FOREGROUND}/{sid}.png" if with_fg else "",
             }  # fmt: skip
         )
-    pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(tmp_path / "index.csv", index=False)
+    pd.DataFrame(rows, columns=[*COLUMNS, *OPTIONAL]).to_csv(tmp_path / "index.csv", index=False)
     return SliceIndex.load(tmp_path)
 
 

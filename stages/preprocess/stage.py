@@ -15,7 +15,7 @@ import pandas as pd
 
 from medtrans.shared.config import StudyConfig, TaskConfig
 from medtrans.shared.config.data import PhantomSource
-from medtrans.shared.dataset import COLUMNS, FOREGROUND, INDEX, SPLITS
+from medtrans.shared.dataset import COLUMNS, FOREGROUND, INDEX, OPTIONAL, SPLITS
 from medtrans.shared.imageio import write_png
 from medtrans.shared.layout import RunLayout
 from medtrans.shared.log import get_logger
@@ -213,7 +213,7 @@ def _write_slices(
                     "structures": "|".join(present),
                 }
             )
-    table = pd.DataFrame(rows, columns=list(COLUMNS)).sort_values("slice_id")
+    table = pd.DataFrame(rows, columns=[*COLUMNS, *OPTIONAL]).sort_values("slice_id")
     table.to_csv(work / INDEX, index=False)
     return table
 

@@ -1,4 +1,5 @@
-"""The preprocess stage: raw scans -> `preprocess/<task>/` (index.csv, images/, masks/).
+"""The preprocess stage: raw scans -> `preprocess/<task>/` (index.csv, images/, masks/,
+foreground/), optionally sampled to target counts per domain and split.
 
 One unit per task. The phantom source is first written as raw files under the run's cache
 (`.cache/raw/<task>/`, never part of an output), then read through the same adapters as

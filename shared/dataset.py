@@ -21,6 +21,10 @@ COLUMNS = (
     "mask",  # relative path of the label PNG ('' if none)
     "structures",  # '|'-joined structures present in the mask
 )
+FOREGROUND = "foreground"  # folder of the foreground masks (MaskGAN's, computed per volume)
+# columns an index may lack (read as '' in every row); preprocess writes them after COLUMNS:
+# foreground = relative path of the foreground PNG (0/255, computed per volume; '' if none)
+OPTIONAL = ("foreground",)
 SPLITS = ("train", "val", "test")
 ROLES = ("source", "target")
 
@@ -41,7 +45,11 @@ class SliceIndex:
         path = Path(folder) / INDEX
         if not path.is_file():
             raise IndexError_(f"{path}: missing; run `medtrans preprocess` first")
-        table = pd.read_csv(path, dtype={"slice_id": str, "patient": str, "mask": str}, keep_default_na=False)
+        text = {"slice_id": str, "patient": str, "mask": str, "foreground": str}
+        table = pd.read_csv(path, dtype=text, keep_default_na=False)
+        for col in OPTIONAL:  # an index written without them: none shipped
+            if col not in table.columns:
+                table[col] = ""
         missing = [c for c in COLUMNS if c not in table.columns]
         if missing:
             raise IndexError_(f"{path}: missing columns {missing}")

@@ -225,6 +225,52 @@ for _module, (_names, _extra) in EXTRA_COMMANDS.items():
         _registered.register(app)
 
 
+@app.command("plan")
+@friendly
+def plan_cmd(
+    study: Annotated[Path, typer.Argument(help="Study file, e.g. studies/paper.yaml.")],
+    run: RunOpt = None,
+    step_times: Annotated[
+        Path | None,
+        typer.Option(
+            "--step-times",
+            help='JSON {"cyclegan": s_per_iter, ..., "unet": s_per_iter} (bench-results/step-times.json '
+            "from `make bench-gpu`); translators or the UNet it lacks are measured here.",
+        ),
+    ] = None,
+    device: Annotated[
+        str,
+        typer.Option("--device", help="Where the warm-up measures: cpu or cuda. Default: the study's."),
+    ] = "",
+) -> None:
+    """Show every training unit of STUDY with its iterations and the compute it needs, before
+    anything runs. Iterations follow each schedule and the train image counts (from
+    preprocess/<task>/index.csv when preprocess has run, else the study's preprocess.sample
+    counts). Seconds per iteration come from --step-times or from a warm-up here: a few training
+    steps of each translator and of the UNet at the study's settings on synthetic batches.
+    Hours = iterations x s/iter / 3600, per unit and in total."""
+    from medtrans.shared.device import resolve_device
+    from medtrans.stages import plan
+
+    cfg, layout = open_study(study, run)
+    if device not in ("", "cpu", "cuda"):
+        raise UserError(f"--device {device!r}: choose cpu or cuda")
+    units = plan.plan_units(cfg, layout)
+    given = plan.read_step_times(step_times) if step_times is not None else {}
+    missing = [u.key for u in units if u.key not in given]
+    try:
+        dev = resolve_device(device or cfg.device) if missing else None
+    except RuntimeError as err:  # device: cuda without a GPU
+        raise UserError(f"{err}; or measure here with --device cpu, or give --step-times FILE") from None
+    if missing:
+        typer.echo(f"warm-up on {dev}: {', '.join(dict.fromkeys(missing))} (a few steps each)", err=True)
+    times = plan.step_times(cfg, [u.key for u in units], given, plan.warmup(cfg, dev))
+    where = f"measured on {dev}" if missing else f"from {step_times}"
+    typer.echo(f"medtrans plan: study {cfg.name}, seconds per iteration {where}")
+    for line in plan.table(units, times):
+        typer.echo(line)
+
+
 def main() -> None:
     app()
 

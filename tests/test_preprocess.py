@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medtrans.shared.dataset import COLUMNS, SPLITS, SliceIndex
+from medtrans.shared.dataset import COLUMNS, OPTIONAL, SPLITS, SliceIndex
 from medtrans.shared.imageio import read_png
 from medtrans.shared.layout import RunLayout
 from medtrans.shared.manifest import read_manifest
@@ -20,7 +20,7 @@ from medtrans.stages.runner import run_stage
 def test_index_follows_the_contract(smoke_preprocessed, smoke_study, task):
     index = SliceIndex.for_task(smoke_preprocessed, task)
     table = index.table
-    assert list(table.columns) == list(COLUMNS)
+    assert list(table.columns) == [*COLUMNS, *OPTIONAL]
     assert table.slice_id.is_unique and (table.slice_id.sort_values().values == table.slice_id.values).all()
     cfg = smoke_study.tasks[task]
     assert set(table.domain) == {cfg.source.name, cfg.target.name}

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from medtrans.shared.config.base import Config
 from medtrans.shared.config.calibrate import CalibrateConfig
@@ -78,6 +78,16 @@ class StudyConfig(Config):
             if not NAME.match(key):
                 raise ValueError(f"task name {key!r} must be lower-case letters, digits, '-' or '_'")
         return v
+
+    @model_validator(mode="after")
+    def _sampled_tasks_exist(self) -> "StudyConfig":
+        unknown = [t for t in self.preprocess.sample if t not in self.tasks]
+        if unknown:
+            raise ValueError(
+                f"preprocess.sample names unknown task(s) {', '.join(unknown)}; "
+                f"the study's tasks are {', '.join(self.tasks)}"
+            )
+        return self
 
     def part(self, *keys: str) -> dict[str, Any]:
         """A JSON-ready slice of the study (for config digests): `part("translate", "cyclegan")`.

@@ -69,8 +69,8 @@ class MaskGANConfig(CycleGANConfig):
     lambda_mask: float = 1.0
     lambda_shape: float = 0.5
     grad_clip: float = 1.0
-    # foreground threshold (fraction of full scale) for both domains; None: the study's
-    # per-modality `translate.foreground_threshold`
+    # the per-slice fallback's threshold (fraction of full scale) for both domains, for slices
+    # shipped without a foreground mask; None: the study's `translate.foreground_threshold`
     mask_threshold: float | None = Field(None, ge=0.0, lt=1.0)
     schedule: Schedule = Schedule(n_epochs=40, n_epochs_decay=40, batch_size=4)
     augment: Augment = Augment(flip=False)  # its README's training command passes --no_flip
@@ -156,8 +156,8 @@ class TranslateConfig(Config):
     spade: SPADEConfig = SPADEConfig()
     sample_grid: int = Field(8, ge=1)  # test slices shown in the sample grid
     log_every: int = Field(10, ge=1)  # iterations averaged into one row of losses.csv
-    # automatic foreground masks (MaskGAN, SPADE label_source: foreground): threshold on the
-    # 8-bit image / 255 per modality; MaskGAN's preprocess/main.py uses 10 (MRI) and 50 (CT)
+    # the per-slice fallback foreground masks, only for slices shipped without one (preprocess
+    # computes MaskGAN's per volume, `preprocess.foreground`): threshold on the 8-bit image / 255
     foreground_threshold: dict[Literal["MR", "CT"], float] = {"MR": 10 / 255, "CT": 50 / 255}
     # tasks whose training images are never flipped (anatomy that is not left-right symmetric)
     no_flip: tuple[str, ...] = ()

@@ -37,9 +37,9 @@ class Sliced:
     key: str
     patient: str
     domain: str | None
-    slices: list[tuple[int, object, object, tuple[str, ...]]] = field(
+    slices: list[tuple[int, object, object, object, tuple[str, ...]]] = field(
         default_factory=list
-    )  # position, img, mask, structures
+    )  # position, img, mask, foreground, structures
     rejected: list[tuple[str, str]] = field(default_factory=list)
     read: int = 0  # slices read from the volume
     constant: int = 0  # slices skipped because they were constant once windowed

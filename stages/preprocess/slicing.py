@@ -12,7 +12,8 @@ from medtrans.shared.volumes.windowing import (
     to_uint8,
 )
 
-Slice = tuple[int, np.ndarray, np.ndarray | None, tuple[str, ...]]
+# position, image uint8, label mask uint8 or None, foreground 0/255 uint8 or None, structures
+Slice = tuple[int, np.ndarray, np.ndarray | None, np.ndarray | None, tuple[str, ...]]
 
 
 def keeps_anatomy(mask: np.ndarray | None, scaled: np.ndarray, rule: str, min_fraction: float) -> bool:
@@ -31,9 +32,12 @@ def _structures(mask: np.ndarray | None, structures: tuple[str, ...]) -> tuple[s
     return tuple(structures[k - 1] for k in np.unique(mask) if 0 < k <= len(structures))
 
 
-def slice_volume(image: np.ndarray, label: np.ndarray | None, modality: str, s) -> tuple[list[Slice], int]:
-    """The kept slices (position, image uint8, mask uint8 or None, structures) of a canonical
-    volume, and how many were constant once windowed (skipped, as compare skips them)."""
+def slice_volume(
+    image: np.ndarray, label: np.ndarray | None, modality: str, s, foreground: np.ndarray | None = None
+) -> tuple[list[Slice], int]:
+    """The kept slices (position, image uint8, mask uint8 or None, foreground or None,
+    structures) of a canonical volume, and how many were constant once windowed (skipped, as
+    compare skips them). The foreground volume (bool) is cut and resized like the mask."""
     lo, hi = intensity_range(image, modality, s.mri_percentiles, s.ct_window)
     kept, constant = [], 0
     for pos in range(image.shape[PLANE_AXIS[s.plane]]):
@@ -46,5 +50,8 @@ def slice_volume(image: np.ndarray, label: np.ndarray | None, modality: str, s) 
             constant += 1
             continue
         mask = resize_mask(mask2d, s.image_size) if mask2d is not None else None
-        kept.append((pos, img, mask, _structures(mask, s.structures)))
+        fg = None
+        if foreground is not None:
+            fg = resize_mask(to_display(foreground, s.plane, pos).astype(np.uint8), s.image_size) * 255
+        kept.append((pos, img, mask, fg, _structures(mask, s.structures)))
     return kept, constant

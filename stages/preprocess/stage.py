@@ -1,4 +1,5 @@
-"""The preprocess stage: raw scans -> `preprocess/<task>/` (index.csv, images/, masks/).
+"""The preprocess stage: raw scans -> `preprocess/<task>/` (index.csv, images/, masks/,
+foreground/), optionally sampled to target counts per domain and split.
 
 One unit per task. The phantom source is first written as raw files under the run's cache
 (`.cache/raw/<task>/`, never part of an output), then read through the same adapters as
@@ -15,7 +16,7 @@ import pandas as pd
 
 from medtrans.shared.config import StudyConfig, TaskConfig
 from medtrans.shared.config.data import PhantomSource
-from medtrans.shared.dataset import COLUMNS, INDEX, SPLITS
+from medtrans.shared.dataset import COLUMNS, FOREGROUND, INDEX, OPTIONAL, SPLITS
 from medtrans.shared.imageio import write_png
 from medtrans.shared.layout import RunLayout
 from medtrans.shared.log import get_logger
@@ -24,10 +25,11 @@ from medtrans.stages.preprocess.adapters import SourceError, collect
 from medtrans.stages.preprocess.cases import Sliced
 from medtrans.stages.preprocess.phantom import generate as phantom
 from medtrans.stages.preprocess.pool import parallel_map, worker_count
+from medtrans.stages.preprocess.sampling import available_slices, sample_slices
 from medtrans.stages.preprocess.splits import assign_splits, key_id, pseudonym, pseudonym_key
 from medtrans.stages.preprocess.worker import Settings, process_case
 
-STAGE_VERSION = "1"
+STAGE_VERSION = "2"  # 2: foreground masks shipped with the slices; sampling
 log = get_logger("medtrans.preprocess")
 
 
@@ -42,12 +44,15 @@ def plan(
         key = pseudonym_key(study.name, study.seed, phantom=isinstance(task.data, PhantomSource))
         prep = study.part("preprocess")
         prep.pop("workers", None)  # how many processes does not change the output
+        prep.pop("sample", None)  # only this task's counts below
         config = {
             "task": study.part("tasks", name),
             "preprocess": prep,
             "seed": study.seed,
             "pseudonym_key": key_id(key),
         }
+        if name in study.preprocess.sample:
+            config["sample"] = study.preprocess.sample[name].model_dump(mode="json")
         if isinstance(task.data, PhantomSource):  # new phantom code, new raw data: rerun
             config["phantom_generator"] = phantom.GENERATOR_VERSION
         units.append(
@@ -83,6 +88,7 @@ def settings_for(study: StudyConfig, task: TaskConfig, rois: tuple[str, ...] = (
         min_fraction=p.min_anatomy_fraction,
         totalseg_rois=rois,
         totalseg_device="cuda" if study.device == "cuda" else "cpu",
+        foreground=p.foreground,
     )
 
 
@@ -174,18 +180,26 @@ def _one_scan_each(results: list[Sliced], key: bytes, roles: dict, rejected: lis
     return kept
 
 
-def _write_slices(work: Path, kept: list[Sliced], key: bytes, roles: dict, split_of: dict) -> pd.DataFrame:
-    """Every kept slice as image (and mask) PNGs, and the index table (written too)."""
+def _write_slices(
+    work: Path, kept: list[Sliced], key: bytes, roles: dict, split_of: dict, chosen: set | None
+) -> pd.DataFrame:
+    """Every kept slice (of the sample, when `chosen` is one) as image, mask and foreground
+    PNGs, and the index table (written too)."""
     rows = []
     for r in kept:
         pid = pseudonym(key, r.patient)
-        for pos, img, mask, present in r.slices:
+        for pos, img, mask, fg, present in r.slices:
+            if chosen is not None and (pid, r.domain, pos) not in chosen:
+                continue
             sid = f"{pid}_{r.domain}_{pos:03d}"
             write_png(work / "images" / f"{sid}.png", img)
-            mask_rel = ""
+            mask_rel = fg_rel = ""
             if mask is not None:
                 write_png(work / "masks" / f"{sid}.png", mask)
                 mask_rel = f"masks/{sid}.png"
+            if fg is not None:
+                write_png(work / FOREGROUND / f"{sid}.png", fg)
+                fg_rel = f"{FOREGROUND}/{sid}.png"
             rows.append(
                 {
                     "slice_id": sid,
@@ -196,10 +210,11 @@ def _write_slices(work: Path, kept: list[Sliced], key: bytes, roles: dict, split
                     "position": pos,
                     "image": f"images/{sid}.png",
                     "mask": mask_rel,
+                    "foreground": fg_rel,
                     "structures": "|".join(present),
                 }
             )
-    table = pd.DataFrame(rows, columns=list(COLUMNS)).sort_values("slice_id")
+    table = pd.DataFrame(rows, columns=[*COLUMNS, *OPTIONAL]).sort_values("slice_id")
     table.to_csv(work / INDEX, index=False)
     return table
 
@@ -237,7 +252,11 @@ def build_task(study: StudyConfig, name: str, task: TaskConfig, ctx: UnitContext
     for r in kept:
         by_domain[r.domain].append(pseudonym(key, r.patient))
     split_of = assign_splits(by_domain, tuple(p.split), study.seed, name)
-    table = _write_slices(ctx.work, kept, key, roles, split_of)
+    chosen, sampling = None, None
+    if name in p.sample:
+        available = available_slices(kept, lambda pat: pseudonym(key, pat), split_of, by_domain)
+        chosen, sampling = sample_slices(name, available, p.sample[name], study.seed)
+    table = _write_slices(ctx.work, kept, key, roles, split_of, chosen)
     seconds = time.perf_counter() - t0
 
     ids = {r.patient for r in results} | {r.key for r in results} | {c.key for c in cases}
@@ -254,6 +273,7 @@ def build_task(study: StudyConfig, name: str, task: TaskConfig, ctx: UnitContext
             "slices_read": sum(r.read for r in results),
             "counts": counts,
             "patients": patients,
+            "sampling": sampling,  # None: every slice kept
             "rejected": [{"file": f, "reason": why} for f, why in clean],
             "workers": workers,
             "slices_per_second": round(len(table) / seconds, 2) if seconds > 0 else None,

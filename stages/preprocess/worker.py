@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medtrans.shared.config.preprocess import ForegroundConfig
 from medtrans.shared.volumes.dicom import read_dicom_series, scan_dicom
 from medtrans.shared.volumes.errors import VolumeError
 from medtrans.shared.volumes.files import read_file, read_volume
@@ -18,6 +19,7 @@ from medtrans.shared.volumes.grid import resample_nearest
 from medtrans.shared.volumes.volume import Volume, require_finite
 from medtrans.shared.volumes.windowing import PLANE_AXIS
 from medtrans.stages.preprocess.cases import Case, MaskRef, Sliced
+from medtrans.stages.preprocess.foreground import volume_foreground
 from medtrans.stages.preprocess.slicing import slice_volume
 
 
@@ -34,6 +36,7 @@ class Settings:
     min_fraction: float
     totalseg_rois: tuple[str, ...] = ()
     totalseg_device: str = "cpu"
+    foreground: ForegroundConfig | None = None  # None: no foreground masks shipped
 
 
 def _dicom_image(case: Case, rejected: list) -> tuple[Volume, str, str | None, str | None]:
@@ -132,7 +135,10 @@ def process_case(args: tuple[Case, Settings]) -> Sliced:
             rejected=rejected,
             read=image.data.shape[PLANE_AXIS[settings.plane]],
         )
-        out.slices, out.constant = slice_volume(image.data, label, modality, settings)
+        fg = None
+        if settings.foreground is not None:
+            fg = volume_foreground(image.data, image.affine, modality, settings.foreground)
+        out.slices, out.constant = slice_volume(image.data, label, modality, settings, fg)
         if not out.slices:
             rejected.append((case.image, f"no usable slices (none of {out.read} has anatomy)"))
         return out

@@ -67,11 +67,18 @@ def load_split(
     n_classes: int,
     fg_threshold: float = DEFAULT_FG_THRESHOLD,
 ) -> Split:
-    """Read one role x split; refuses wrong sizes and labels beyond the task's structures."""
+    """Read one role x split; refuses wrong sizes and labels beyond the task's structures.
+    Foreground: the masks preprocess computed per volume (MaskGAN's reference route); a slice
+    shipped without one (an index written without them) gets the per-slice `foreground_mask`
+    at `fg_threshold`."""
     rows = index.select(role, split)
     if rows.empty:
         raise ImageFormatError(f"{index.folder / 'index.csv'}: no {role} {split} slices")
     raw = [read_png(index.path(r), size) for r in rows.image]
+    fg = [
+        read_png(index.path(rel), size) > 0 if rel else foreground_mask(img, fg_threshold)
+        for rel, img in zip(rows["foreground"], raw, strict=True)
+    ]
     masks = []
     for rel in rows["mask"]:
         if rel:
@@ -85,7 +92,7 @@ def load_split(
         ids=list(rows.slice_id),
         images=np.stack([to_unit(r) for r in raw]),
         masks=np.stack(masks),
-        fg=np.stack([foreground_mask(r, fg_threshold) for r in raw]).astype(np.float32),
+        fg=np.stack(fg).astype(np.float32),
     )
 
 

@@ -1,8 +1,9 @@
-"""Automatic foreground masks (the body, not the air around it), computed from each image.
+"""The fallback foreground masks, per 2D slice, for slices shipped without one.
 
-MaskGAN (Phan et al. 2023) derives them in its preprocessing by thresholding, opening,
-hole filling and keeping the largest connected component; here the same steps run per 2D
-slice on the [0,1] intensity, so they need no labels and work for any modality.
+Preprocess computes MaskGAN's masks per volume, as its reference preprocessing does
+(stages/preprocess/foreground.py), and ships them with the slices; only an index written
+without them (made by hand, or by another tool) gets these: the same steps (threshold,
+opening, hole filling, largest component) on one 8-bit slice.
 """
 
 import numpy as np

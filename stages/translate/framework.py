@@ -9,15 +9,15 @@ package `stages/translate/<name>/` whose `__init__` imports the class), register
 - `registry.py`  name -> class (`register`, `get_model`); the module is imported lazily, so
                  one model's missing module never breaks another.
 - `data.py`      reads `preprocess/<task>/` (SliceIndex) into memory: images in [-1, 1],
-                 label masks, automatic foreground masks; the seeded unpaired pairing
+                 label masks, the foreground masks preprocess shipped; the seeded unpaired pairing
                  (`pair_indices`) and batch assembly (`TrainData.batch`).
 - `augment.py`   the references' resize-crop-flip augmentation, drawn per (seed, epoch,
                  domain), applied by the loop to each batch (`augment:` per model).
 - `labels.py`    refuses, when planned, a unit that would translate source slices from blank
                  label maps (SPADE on `label_source: masks` without source masks).
 - `settings.py`  a model's settings as they apply to one task (per-task overrides).
-- `foreground.py` automatic foreground masks (threshold, opening, hole filling, largest
-                 component), used by MaskGAN and SPADE's `label_source: foreground`.
+- `foreground.py` the per-slice fallback foreground mask, for slices shipped without one
+                 (preprocess computes MaskGAN's per volume: stages/preprocess/foreground.py).
 - `nets.py`      building blocks the references share: the ResNet generator, weight init
                  normal(0, 0.02), the 70x70 PatchGAN (MONAI), least-squares GAN loss.
 - `loop.py`      the training loop: epochs x iterations, the "n_epochs constant +

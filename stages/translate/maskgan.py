@@ -8,7 +8,8 @@ attention_{n_att-1}: the last map is the "background" attention that copies the 
 
 Extra losses, both directions:
 - mask: lambda_mask x L1(background attention of G(x), 1 - foreground(x)), foreground from the
-  automatic masks (so background = 1 where the attention should copy the input);
+  masks preprocess computes per volume as the reference's preprocess/main.py does (so
+  background = 1 where the attention should copy the input);
 - shape consistency: lambda_shape(epoch) x L1(background attention of G_A(a), background
   attention of G_B(G_A(a))) and the same for b with G_B then G_A; lambda_shape(epoch) =
   lambda_shape x (epoch + 1) / (total epochs + 1) (the reference's ramp, 1-based epochs).

@@ -250,9 +250,12 @@ class VGGLoss(nn.Module):
 
     WEIGHTS = (1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0)
 
-    def __init__(self, weights_file: Path):
+    def __init__(self, weights_file: Path | None):
         super().__init__()
         self.vgg = VGG19Features()
+        if weights_file is None:  # random weights: the same cost, for timing only (`medtrans plan`)
+            self.vgg.eval()
+            return
         state = torch.load(weights_file, map_location="cpu", weights_only=True)
         feats = {
             k: v for k, v in state.items() if k.startswith("features.") and int(k.split(".")[1]) < _SLICES[-1]

@@ -7,6 +7,7 @@ the test's weights folder and are reported missing, as in the smoke study."""
 
 import copy
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,15 @@ def _random_vgg19(folder: Path) -> str:
     return name
 
 
+# The whole run at the paper's widths and batch sizes takes about 40 minutes of 2 CPU cores (one
+# step of each translator at 256 px, 1000 metric replicates, the paper's calibration), more than
+# the CI's budget allows next to the rest of the suite: it runs where MEDTRANS_PAPER_SMOKE=1.
+FULL_RUN = pytest.mark.skipif(
+    os.environ.get("MEDTRANS_PAPER_SMOKE") != "1",
+    reason="the paper-smoke run through every stage takes ~40 min on 2 cores: MEDTRANS_PAPER_SMOKE=1 runs it",
+)
+
+
 @pytest.fixture(scope="module")
 def paper_smoke_run(tmp_path_factory):
     weights = tmp_path_factory.mktemp("weights")
@@ -96,6 +106,7 @@ def paper_smoke_run(tmp_path_factory):
     return study, layout, outcomes
 
 
+@FULL_RUN
 def test_every_stage_ran_with_complete_manifests(paper_smoke_run):
     study, layout, outcomes = paper_smoke_run
     assert {o.unit.split("/")[0] for o in outcomes} == set(STAGES)
@@ -115,6 +126,7 @@ def test_every_stage_ran_with_complete_manifests(paper_smoke_run):
     assert (layout.report() / "report.html").is_file()
 
 
+@FULL_RUN
 @pytest.mark.parametrize("task", ["breast", "spine"])
 def test_translations_and_label_maps_are_not_degenerate(paper_smoke_run, task):
     study, layout, _ = paper_smoke_run

@@ -14,6 +14,7 @@ from medtrans.shared.config import parse_study
 from medtrans.shared.imageio import write_png
 from medtrans.stages.calibrate.analysis import summarise
 from medtrans.stages.calibrate.perturb import NEEDS_MASK, perturb_set
+from medtrans.stages.calibrate.suite import COLUMNS
 from medtrans.stages.cli import app
 
 S = 5
@@ -104,17 +105,7 @@ def _table(responses: dict[str, dict[str, list[float]]]) -> pd.DataFrame:
             fam = catalogue.family(pert)
             for s, v in enumerate(values, 1):
                 rows.append((pert, fam, s, metric, v, 0.9, 0.9 - 0.1 * s, ""))
-    cols = [
-        "perturbation",
-        "family",
-        "severity",
-        "metric",
-        "value",
-        "dice_perturbed_gt",
-        "dice_original_gt",
-        "note",
-    ]
-    return pd.DataFrame(rows, columns=cols)
+    return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
 def test_summary_indices_on_known_responses():

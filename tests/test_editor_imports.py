@@ -7,12 +7,12 @@ that runs only in a live interpreter, so static tools find nothing.) Here jedi, 
 several editors, follows imports of the checkout and must land in the checkout's own files.
 """
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import jedi
 import pytest
 
 import medtrans
@@ -79,9 +79,18 @@ def environment(tmp_path_factory) -> Path:
     return python
 
 
-@pytest.mark.parametrize(("source", "line_start", "name", "target"), CASES)
-def test_goto_on_an_import_lands_in_the_checkout(environment, source, line_start, name, target):
-    path = ROOT / source
+# jedi runs in a child process: its compiled-subprocess reader threads, left in this process,
+# hold the locks of their pipes' buffers, and a later test's fork (FRD's worker pool) that
+# inherits one held lock hangs when the child closes that pipe.
+GOTO = """
+import json, sys
+from pathlib import Path
+import jedi
+root, environment, cases = Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
+project = jedi.Project(root, environment_path=environment)
+out = []
+for source, line_start, name, _target in cases:
+    path = root / source
     text = path.read_text()
     lines = text.splitlines()
     # the name inside the import statement (which may continue on the next lines)
@@ -89,14 +98,37 @@ def test_goto_on_an_import_lands_in_the_checkout(environment, source, line_start
     row, col = next(
         (r, lines[r].find(name)) for r in range(first, len(lines)) if name in lines[r].split("#")[0]
     )
-    project = jedi.Project(ROOT, environment_path=str(environment))
     script = jedi.Script(text, path=path, project=project, environment=project.get_environment())
     found = script.goto(row + 1, col, follow_imports=True)
+    out.append(
+        [str(found[0].module_path) if found[0].module_path else None, found[0].type, found[0].line]
+        if found else None
+    )
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def resolved(environment) -> dict[tuple[str, str], list | None]:
+    """(source, name) -> [module path, type, line] of jedi's goto, or None where it found nothing."""
+    run = subprocess.run(
+        [sys.executable, "-c", GOTO, str(ROOT), str(environment), json.dumps(CASES)],
+        capture_output=True, text=True, check=False, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads(run.stdout.strip().splitlines()[-1])
+    return {(c[0], c[2]): r for c, r in zip(CASES, results, strict=True)}
+
+
+@pytest.mark.parametrize(("source", "line_start", "name", "target"), CASES)
+def test_goto_on_an_import_lands_in_the_checkout(resolved, source, line_start, name, target):
+    found = resolved[(source, name)]
     assert found, f"jedi cannot follow {name!r} in {source} (is medtrans a strict editable install?)"
-    assert found[0].module_path is not None
-    assert Path(found[0].module_path).resolve() == (ROOT / target).resolve()
-    if found[0].type != "module":  # a definition: jedi's line holds it
-        assert name in (ROOT / target).read_text().splitlines()[found[0].line - 1]
+    module_path, kind, line = found
+    assert module_path is not None
+    assert Path(module_path).resolve() == (ROOT / target).resolve()
+    if kind != "module":  # a definition: jedi's line holds it
+        assert name in (ROOT / target).read_text().splitlines()[line - 1]
 
 
 def _fake_tool(folder: Path, name: str, log: Path) -> None:

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 CAPPED_SCHEDULE = ("n_epochs", "n_epochs_decay", "iters_per_epoch")
 CAPPED = (
     ("name",), ("device",), ("preprocess", "sample"), ("preprocess", "min_slices_per_split"),
-    ("segment", "max_epochs"),
+    ("segment", "max_epochs"), ("calibrate", "images"),
 )  # fmt: skip
 
 

@@ -36,14 +36,14 @@ def _package_from(commit: str, dest: Path) -> Path:
     return dest / "pkg"
 
 
-def _run(pythonpath: Path | None, work: Path) -> dict:
+def _run(pythonpath: Path | None, work: Path, study: Path) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MEDTRANS_PROGRESS": "0"}
     env.pop("PYTHONPATH", None)
     if pythonpath is not None:
         env["PYTHONPATH"] = str(pythonpath)
     work.mkdir(parents=True)
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), str(REPO / "studies" / "smoke.yaml"), str(work)],
+        [sys.executable, str(SCRIPT), str(study), str(work)],
         capture_output=True, text=True, env=env, cwd=work, timeout=900,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -68,8 +68,14 @@ def test_cpu_training_is_bit_identical_to_the_base_commit(tmp_path):
     assert probe.stdout.startswith(str(base_pkg)), (
         f"the base code is not what runs: {probe.stdout}{probe.stderr}"
     )
-    before = _run(base_pkg, tmp_path / "before")
-    after = _run(None, tmp_path / "after")
+    # the base commit's smoke study for both (the base code refuses keys added since)
+    study = tmp_path / "smoke.yaml"
+    show = ["git", "-C", str(REPO), "show", f"{BASE}:studies/smoke.yaml"]
+    shown = subprocess.run(show, capture_output=True)
+    assert shown.returncode == 0, shown.stderr
+    study.write_bytes(shown.stdout)
+    before = _run(base_pkg, tmp_path / "before", study)
+    after = _run(None, tmp_path / "after", study)
     assert set(before["translators"]) == set(after["translators"]) and before["translators"]
     for name, want in before["translators"].items():
         got = after["translators"][name]

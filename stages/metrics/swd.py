@@ -171,23 +171,24 @@ def pyr_down(x: torch.Tensor) -> torch.Tensor:
 def _up_axis(x: torch.Tensor, dim: int) -> torch.Tensor:
     """Insert zeros along `dim`, mirror-pad, convolve with [1,4,6,4,1]/8, done polyphase: the even
     outputs are (x[i-1] + 6 x[i] + x[i+1]) / 8, the odd ones (x[i] + x[i+1]) / 2, where mirror
-    padding of the zero-inserted signal means x[-1] = x[1] at the start and x[n] = x[n-1] at the end."""
+    padding of the zero-inserted signal means x[-1] = x[1] at the start and x[n] = x[n-1] at the end.
+    The neighbours are added as shifted slices (no padded copies), each output in the order
+    (6 x + prev) + next, so the value of every sample is fixed."""
     n = x.shape[dim]
-    first = x.narrow(dim, 1, 1) if n > 1 else x.narrow(dim, 0, 1)
-    last = x.narrow(dim, n - 1, 1)
-    prev = torch.cat([first, x.narrow(dim, 0, n - 1)], dim=dim)
-    nxt = torch.cat([x.narrow(dim, 1, n - 1), last], dim=dim)
     shape = list(x.shape)
     shape[dim] = 2 * n
     out = torch.empty(shape, dtype=x.dtype, device=x.device)
-    index = [slice(None)] * x.ndim
-    index[dim] = slice(0, None, 2)
-    even = x * 6.0  # (prev + 6 x + nxt) / 8, in place: a sum of two terms is the same either way round
-    even += prev
-    even += nxt
-    out[tuple(index)] = even.div_(8.0)
-    index[dim] = slice(1, None, 2)
-    out[tuple(index)] = torch.add(x, nxt, out=prev).div_(2.0)
+    even, odd = out.narrow(dim, 0, 2 * n).unflatten(dim, (n, 2)).unbind(dim + 1)
+    head, body, tail = x.narrow(dim, 0, n - 1), x.narrow(dim, 1, n - 1), x.narrow(dim, n - 1, 1)
+    torch.mul(x, 6.0, out=even)
+    even.narrow(dim, 1, n - 1).add_(head)
+    even.narrow(dim, 0, 1).add_(x.narrow(dim, min(1, n - 1), 1))
+    even.narrow(dim, 0, n - 1).add_(body)
+    even.narrow(dim, n - 1, 1).add_(tail)
+    even.div_(8.0)
+    torch.add(head, body, out=odd.narrow(dim, 0, n - 1))
+    torch.add(tail, tail, out=odd.narrow(dim, n - 1, 1))
+    odd.div_(2.0)
     return out
 
 
@@ -398,6 +399,7 @@ def distance_to_sorted(
     against = real.reshape(rows.shape[0], -1)
     block = torch.empty(min(BLOCK_ROWS, rows.shape[0]), desc.shape[0], dtype=desc.dtype, device=desc.device)
     diff = torch.empty(block.shape, dtype=torch.float64, device=desc.device)
+    wide = torch.empty_like(diff)  # the real block in float64: a same-dtype subtraction is the fast one
     total = torch.zeros((), dtype=torch.float64, device=desc.device)
     cols = desc.T.contiguous()
     for start in range(0, rows.shape[0], BLOCK_ROWS):
@@ -405,7 +407,7 @@ def distance_to_sorted(
         part = _project_sorted_(cols, rows[start : start + n], block[:n])
         d = diff[:n]
         d.copy_(part)
-        d.sub_(against[start : start + n])
+        d.sub_(wide[:n].copy_(against[start : start + n]))
         total += d.abs_().sum()
     return 1e3 * float(total) / against.numel()
 

@@ -180,95 +180,86 @@ def _settings_record(o: CompareSettings, metrics: tuple[str, ...], params: SWDPa
     }
 
 
+# The command's options, declared once each (help text with its option).
+RealArg = Annotated[Path, typer.Argument(help="Folder of real (reference) images.")]
+FakeArg = Annotated[Path, typer.Argument(help="Folder of generated / translated images.")]
+SourceOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Folder of the images FAKE was translated from (same file names, any extension): "
+        f"enables the pair metrics ({_PAIR_LABELS}), skipped without it."
+    ),
+]
+MetricsOpt = Annotated[str, typer.Option(help=f"Comma-separated, from {','.join(catalogue.names())}.")]
+OutOpt = Annotated[
+    Path | None, typer.Option(help="Write the results as JSON here, and as CSV beside it (.csv).")
+]
+WeightsOpt = Annotated[
+    Path | None, typer.Option(help="Folder with the standard Inception weights ($MEDTRANS_WEIGHTS).")
+]
+ExtractorOpt = Annotated[
+    Path | None,
+    typer.Option(help="Your own Inception weights file (FID layout); recorded as NOT the standard network."),
+]
+ConventionOpt = Annotated[str, typer.Option(help="Inception preprocessing: pytorch-fid or torch-fidelity.")]
+PlaneOpt = Annotated[str, typer.Option(help="Slicing plane for volumes: axial, sagittal, coronal.")]
+ModalityOpt = Annotated[str, typer.Option(help="Windowing of volumes: auto, MR (percentiles) or CT.")]
+SizeOpt = Annotated[int | None, typer.Option(help="Resize every slice to SIZE x SIZE.")]
+BootstrapOpt = Annotated[
+    int, typer.Option(help="Half-sample replicates of both folders for 95% intervals (0: none).")
+]
+SeedOpt = Annotated[int, typer.Option(help="Seed of every random choice (KID/IS 2020 = torch-fidelity).")]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
+BatchOpt = Annotated[int, typer.Option(help="Inception batch size.")]
+KidSubsetsOpt = Annotated[int, typer.Option(help="KID subsets.")]
+KidSizeOpt = Annotated[int, typer.Option(help="KID subset size (capped at the set sizes).")]
+IsSplitsOpt = Annotated[int, typer.Option(help="Inception Score splits.")]
+SwdChannelsOpt = Annotated[int, typer.Option(help="SWD channels: 3 (reference, replicated) or 1.")]
+FrdWorkersOpt = Annotated[int, typer.Option(help="FRD extraction processes (0: one per CPU).")]
+CacheOpt = Annotated[Path | None, typer.Option(help="Folder caching FRD features by image sha256.")]
+SkipBadOpt = Annotated[bool, typer.Option(help="Go on without unusable files (listed) instead of refusing.")]
+INPUT_ERRORS = (FolderError, SWDInputError, FRDError, WeightsMismatch, FileNotFoundError, ValueError)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("compare")
     def compare_cmd(
-        real: Annotated[Path, typer.Argument(help="Folder of real (reference) images.")],
-        fake: Annotated[Path, typer.Argument(help="Folder of generated / translated images.")],
-        source: Annotated[
-            Path | None,
-            typer.Option(
-                help="Folder of the images FAKE was translated from (same file names, any extension): "
-                f"enables the pair metrics ({_PAIR_LABELS}), skipped without it."
-            ),
-        ] = None,
-        metrics: Annotated[
-            str, typer.Option(help=f"Comma-separated, from {','.join(catalogue.names())}.")
-        ] = ",".join(catalogue.names()),
-        out: Annotated[
-            Path | None, typer.Option(help="Write the results as JSON here, and as CSV beside it (.csv).")
-        ] = None,
-        weights: Annotated[
-            Path | None, typer.Option(help="Folder with the standard Inception weights ($MEDTRANS_WEIGHTS).")
-        ] = None,
-        extractor: Annotated[
-            Path | None,
-            typer.Option(
-                help="Your own Inception weights file (FID layout); recorded as NOT the standard network."
-            ),
-        ] = None,
-        convention: Annotated[
-            str, typer.Option(help="Inception preprocessing: pytorch-fid or torch-fidelity.")
-        ] = ("pytorch-fid"),
-        plane: Annotated[
-            str, typer.Option(help="Slicing plane for volumes: axial, sagittal, coronal.")
-        ] = "axial",
-        modality: Annotated[
-            str, typer.Option(help="Windowing of volumes: auto, MR (percentiles) or CT.")
-        ] = "auto",
-        size: Annotated[int | None, typer.Option(help="Resize every slice to SIZE x SIZE.")] = None,
-        bootstrap: Annotated[
-            int, typer.Option(help="Half-sample replicates of both folders for 95% intervals (0: none).")
-        ] = 0,
-        seed: Annotated[
-            int, typer.Option(help="Seed of every random choice (KID/IS 2020 = torch-fidelity).")
-        ] = 2020,
-        device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-        batch_size: Annotated[int, typer.Option(help="Inception batch size.")] = 32,
-        kid_subsets: Annotated[int, typer.Option(help="KID subsets.")] = 100,
-        kid_subset_size: Annotated[
-            int, typer.Option(help="KID subset size (capped at the set sizes).")
-        ] = 1000,
-        is_splits: Annotated[int, typer.Option(help="Inception Score splits.")] = 10,
-        swd_channels: Annotated[int, typer.Option(help="SWD channels: 3 (reference, replicated) or 1.")] = 3,
-        frd_workers: Annotated[int, typer.Option(help="FRD extraction processes (0: one per CPU).")] = 0,
-        cache: Annotated[
-            Path | None, typer.Option(help="Folder caching FRD features by image sha256.")
-        ] = None,
-        skip_bad: Annotated[
-            bool, typer.Option(help="Go on without unusable files (listed) instead of refusing.")
-        ] = False,
+        real: RealArg,
+        fake: FakeArg,
+        source: SourceOpt = None,
+        metrics: MetricsOpt = ",".join(catalogue.names()),
+        out: OutOpt = None,
+        weights: WeightsOpt = None,
+        extractor: ExtractorOpt = None,
+        convention: ConventionOpt = "pytorch-fid",
+        plane: PlaneOpt = "axial",
+        modality: ModalityOpt = "auto",
+        size: SizeOpt = None,
+        bootstrap: BootstrapOpt = 0,
+        seed: SeedOpt = 2020,
+        device: DeviceOpt = "auto",
+        batch_size: BatchOpt = 32,
+        kid_subsets: KidSubsetsOpt = 100,
+        kid_subset_size: KidSizeOpt = 1000,
+        is_splits: IsSplitsOpt = 10,
+        swd_channels: SwdChannelsOpt = 3,
+        frd_workers: FrdWorkersOpt = 0,
+        cache: CacheOpt = None,
+        skip_bad: SkipBadOpt = False,
     ) -> None:
         """Compare two image folders (PNG/JPEG, DICOM, NIfTI) with every metric of the catalogue
         (the pair metrics with --source)."""
+        settings = CompareSettings(
+            weights=weights, extractor=extractor, convention=convention,
+            windowing=Windowing(plane=plane, modality=modality, size=size), device=device, seed=seed,
+            bootstrap=bootstrap, batch_size=batch_size, kid_subsets=kid_subsets,
+            kid_subset_size=kid_subset_size, is_splits=is_splits, swd_channels=swd_channels,
+            frd_workers=frd_workers, cache=cache, skip_bad=skip_bad,
+        )  # fmt: skip
         try:
-            names = _parse_metrics(metrics)
-            if source is None and pair_metrics(names):
-                names = _skip_pairs(names)
-            if plane not in PLANES or modality not in ("auto", "MR", "CT") or swd_channels not in (1, 3):
-                raise typer.BadParameter(
-                    "plane: axial|sagittal|coronal; modality: auto|MR|CT; swd-channels: 1|3"
-                )
-            check_compare_options(
-                size=size, device=device, bootstrap=bootstrap, batch_size=batch_size, kid_subsets=kid_subsets,
-                kid_subset_size=kid_subset_size, is_splits=is_splits, frd_workers=frd_workers, seed=seed,
-                extractor=extractor,
-            )  # fmt: skip
-            result = compare(
-                real, fake, names, source, weights=weights, extractor=extractor, convention=convention,
-                windowing=Windowing(plane=plane, modality=modality, size=size), device=device, seed=seed,
-                bootstrap=bootstrap, batch_size=batch_size, kid_subsets=kid_subsets,
-                kid_subset_size=kid_subset_size, is_splits=is_splits, swd_channels=swd_channels,
-                frd_workers=frd_workers, cache=cache, skip_bad=skip_bad,
-            )  # fmt: skip
-        except (
-            FolderError,
-            SWDInputError,
-            FRDError,
-            WeightsMismatch,
-            FileNotFoundError,
-            ValueError,
-        ) as err:
+            names = _checked_names(metrics, source, settings)
+            result = compare(real, fake, names, source, **vars(settings))
+        except INPUT_ERRORS as err:
             typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
             sys.exit(2)
         _show(result, real, fake, convention, out)
@@ -276,6 +267,23 @@ def register(app: typer.Typer) -> None:
         if missing:
             typer.secho(f"error: not computed: {'; '.join(missing)}", fg=typer.colors.RED, err=True)
             sys.exit(1)
+
+
+def _checked_names(metrics: str, source: Path | None, o: CompareSettings) -> tuple[str, ...]:
+    """The metrics to compute (pair metrics dropped, with a line, when there is no source), after
+    every option has been checked, before any folder is read."""
+    names = _parse_metrics(metrics)
+    if source is None and pair_metrics(names):
+        names = _skip_pairs(names)
+    w = o.windowing
+    if w.plane not in PLANES or w.modality not in ("auto", "MR", "CT") or o.swd_channels not in (1, 3):
+        raise typer.BadParameter("plane: axial|sagittal|coronal; modality: auto|MR|CT; swd-channels: 1|3")
+    check_compare_options(
+        size=w.size, device=o.device, bootstrap=o.bootstrap, batch_size=o.batch_size,
+        kid_subsets=o.kid_subsets, kid_subset_size=o.kid_subset_size, is_splits=o.is_splits,
+        frd_workers=o.frd_workers, seed=o.seed, extractor=o.extractor,
+    )  # fmt: skip
+    return names
 
 
 def _skip_pairs(names: tuple[str, ...]) -> tuple[str, ...]:

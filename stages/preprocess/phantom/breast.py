@@ -59,58 +59,78 @@ def anatomy(rng: np.random.Generator, shape: tuple[int, int, int]) -> BreastAnat
     w, v, u = grid(shape)
     vc0 = rng.uniform(0.5, 0.58)
     chest = vc0 + 0.08 * ((u - 0.5) / 0.5) ** 2  # chest wall curves backwards laterally
+    breast, radial = _breasts(rng, (w, v, u), vc0, chest)
+    torso = (v >= chest) & (((u - 0.5) / 0.47) ** 2 + ((v - vc0 - 0.45) / 0.62) ** 2 <= 1.0)
+    body = breast | torso
+    depth = _edt(body, shape)
+    tissue = _torso_tissue(shape, (v, u), chest, body, torso)
+    fgt = _fgt(rng, shape, breast & (depth >= 0.03) & (chest - v >= 0.02), radial)
+    tissue[fgt] = FGT
+    vessel = _vessels(rng, (w, v, u), breast & (depth >= 0.015))
+    tissue[vessel] = VESSEL
+    tissue[body & (depth < 0.012)] = SKIN
+    dense = np.zeros(shape, np.uint8)
+    dense[fgt] = 1
+    dense[vessel] = 2
+    texture = smooth_noise(rng, shape, (0.5, 1.2, 1.2))
+    return BreastAnatomy(tissue=tissue, texture=texture, breast=breast, dense=dense)
+
+
+def _breasts(rng: np.random.Generator, wvu, vc0: float, chest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both breasts as half-ellipsoids in front of the chest wall, fading out towards the first
+    and last slices (slices without anatomy exist), and each voxel's radial position in its breast."""
+    w, v, u = wvu
     sep = rng.uniform(0.2, 0.24)
     wc = rng.uniform(0.45, 0.55)
-    # the breasts fade out towards the first and last slices (slices without anatomy exist)
     prof = np.sqrt(np.clip(1.0 - ((w - wc) / 0.5) ** 2, 1e-4, 1.0))
-
-    breast = np.zeros(shape, bool)
-    radial = np.full(shape, 2.0, np.float32)
+    breast = np.zeros(w.shape, bool)
+    radial = np.full(w.shape, 2.0, np.float32)
     for side in (-1, 1):
         uc = 0.5 + side * (sep + rng.uniform(-0.02, 0.02))
         a = rng.uniform(0.17, 0.21) * prof
         b = min(rng.uniform(0.3, 0.42), vc0 - 0.06) * prof
         r = np.sqrt(((u - uc) / a) ** 2 + ((chest - v) / b) ** 2)
-        inside = (r <= 1.0) & (v <= chest)
-        breast |= inside
+        breast |= (r <= 1.0) & (v <= chest)
         radial = np.minimum(radial, np.where(v <= chest, r, 2.0))
+    return breast, radial
 
-    torso = (v >= chest) & (((u - 0.5) / 0.47) ** 2 + ((v - vc0 - 0.45) / 0.62) ** 2 <= 1.0)
-    body = breast | torso
-    depth = _edt(body, shape)
-    skin = body & (depth < 0.012)
 
+def _torso_tissue(shape, vu, chest: np.ndarray, body: np.ndarray, torso: np.ndarray) -> np.ndarray:
+    """Fat everywhere in the body; in the torso subcutaneous fat, the pectoral muscle behind the
+    chest wall, and the thorax (soft tissue, lungs, heart) behind that."""
+    v, u = vu
     tissue = np.zeros(shape, np.uint8)
     tissue[body] = FAT
-    # torso: subcutaneous fat, pectoral muscle behind the chest wall, thorax behind that
     tdepth = _edt(torso, shape)
     behind = v - chest
-    muscle = torso & (tdepth >= 0.03) & (behind < 0.06)
     thorax = torso & (tdepth >= 0.05) & (behind >= 0.06)
-    tissue[muscle] = MUSCLE
+    tissue[torso & (tdepth >= 0.03) & (behind < 0.06)] = MUSCLE
     tissue[thorax] = SOFT
     for side in (-1, 1):
         lung = ((u - 0.5 - side * 0.22) / 0.17) ** 2 + ((v - chest - 0.27) / 0.2) ** 2 <= 1.0
         tissue[thorax & lung] = LUNG
     heart = ((u - 0.45) / 0.13) ** 2 + ((v - chest - 0.2) / 0.13) ** 2 <= 1.0
     tissue[thorax & heart] = HEART
+    return tissue
 
-    # FGT: textured, denser towards the centre of each breast, away from skin and chest wall
-    inner = breast & (depth >= 0.03) & (chest - v >= 0.02)
+
+def _fgt(rng: np.random.Generator, shape, inner: np.ndarray, radial: np.ndarray) -> np.ndarray:
+    """Fibroglandular tissue: textured, denser towards the centre of each breast, inside `inner`
+    (away from skin and chest wall), a random fraction of it."""
     field = smooth_noise(rng, shape, (0.8, shape[1] / 40, shape[2] / 40)) + 2.2 * (
         1.0 - np.clip(radial, 0, 1)
     )
     density = rng.uniform(0.3, 0.6)
-    if inner.any():
-        cut = np.quantile(field[inner], 1.0 - density)
-        fgt = inner & (field > cut)
-        fgt = ndimage.binary_opening(fgt, structure=np.ones((1, 3, 3), bool))
-    else:
-        fgt = np.zeros(shape, bool)
-    tissue[fgt] = FGT
+    if not inner.any():
+        return np.zeros(shape, bool)
+    cut = np.quantile(field[inner], 1.0 - density)
+    return ndimage.binary_opening(inner & (field > cut), structure=np.ones((1, 3, 3), bool))
 
-    # vessels: a few thin tortuous lines from the chest wall towards the nipple
-    vessel = np.zeros(shape, bool)
+
+def _vessels(rng: np.random.Generator, wvu, allowed: np.ndarray) -> np.ndarray:
+    """A few thin tortuous lines from the chest wall towards the nipple, inside `allowed`."""
+    w, v, u = wvu
+    vessel = np.zeros(w.shape, bool)
     for _ in range(int(rng.integers(3, 7))):
         u0 = rng.uniform(0.2, 0.8)
         amp, freq, phase = rng.uniform(0.01, 0.04), rng.uniform(8, 20), rng.uniform(0, 6.3)
@@ -118,15 +138,8 @@ def anatomy(rng: np.random.Generator, shape: tuple[int, int, int]) -> BreastAnat
         w0 = rng.uniform(0.1, 0.9)
         line = u0 + amp * np.sin(freq * v + phase) + drift * (w - w0) * 4
         near = (np.abs(u - line) < 0.007) & (np.abs(w - w0) < rng.uniform(0.15, 0.35))
-        vessel |= near & breast & (depth >= 0.015)
-    tissue[vessel] = VESSEL
-    tissue[skin] = SKIN
-
-    dense = np.zeros(shape, np.uint8)
-    dense[fgt] = 1
-    dense[vessel] = 2
-    texture = smooth_noise(rng, shape, (0.5, 1.2, 1.2))
-    return BreastAnatomy(tissue=tissue, texture=texture, breast=breast, dense=dense)
+        vessel |= near & allowed
+    return vessel
 
 
 def render(anat: BreastAnatomy, vendor: Vendor, rng: np.random.Generator) -> np.ndarray:

@@ -121,7 +121,6 @@ def write_dicom_series(
     if shuffle is not None:
         order = shuffle.permutation(order)
     paths = []
-    ds_mm, dr, dc = grid.spacing
     for n, s in enumerate(order):
         sop_uid = generate_uid(entropy_srcs=[uid_seed, description, str(s)])
         meta = FileMetaDataset()
@@ -141,28 +140,44 @@ def write_dicom_series(
         ds.SeriesDescription = description
         ds.SeriesNumber = series_number
         ds.InstanceNumber = int(s) + 1
-        ds.PatientName = who.name
-        ds.PatientID = who.patient_id
-        ds.PatientBirthDate = who.birth_date
-        ds.AccessionNumber = who.accession
-        ds.InstitutionName = who.institution
-        ds.ReferringPhysicianName = who.physician
-        ds.StudyDate = "20200101"
-        ds.ImagePositionPatient = [round(float(x), 4) for x in grid.position(int(s))]
-        ds.ImageOrientationPatient = [float(x) for x in (*grid.rowdir, *grid.coldir)]
-        ds.PixelSpacing = [round(dr, 6), round(dc, 6)]
-        ds.SliceThickness = round(ds_mm, 6)
-        ds.Rows, ds.Columns = int(volume.shape[1]), int(volume.shape[2])
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.BitsAllocated = 16
-        ds.BitsStored = 16
-        ds.HighBit = 15
-        ds.PixelRepresentation = 0
-        ds.RescaleSlope = slope
-        ds.RescaleIntercept = inter
-        ds.PixelData = stored[s].tobytes()
+        _identity_tags(ds, who)
+        _geometry_tags(ds, grid, int(s), volume.shape[1:])
+        _pixel_tags(ds, stored[s], slope, inter)
         path = folder / f"1-{n + 1:03d}.dcm"
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+def _identity_tags(ds: Dataset, who: Identity) -> None:
+    """The identifying tags preprocessing must remove (the phantom carries them so it can check)."""
+    ds.PatientName = who.name
+    ds.PatientID = who.patient_id
+    ds.PatientBirthDate = who.birth_date
+    ds.AccessionNumber = who.accession
+    ds.InstitutionName = who.institution
+    ds.ReferringPhysicianName = who.physician
+    ds.StudyDate = "20200101"
+
+
+def _geometry_tags(ds: Dataset, grid: Grid, index: int, rows_cols: tuple[int, int]) -> None:
+    """Position, orientation and spacing of slice `index`: readers order slices by these alone."""
+    ds_mm, dr, dc = grid.spacing
+    ds.ImagePositionPatient = [round(float(x), 4) for x in grid.position(index)]
+    ds.ImageOrientationPatient = [float(x) for x in (*grid.rowdir, *grid.coldir)]
+    ds.PixelSpacing = [round(dr, 6), round(dc, 6)]
+    ds.SliceThickness = round(ds_mm, 6)
+    ds.Rows, ds.Columns = int(rows_cols[0]), int(rows_cols[1])
+
+
+def _pixel_tags(ds: Dataset, stored: np.ndarray, slope: float, inter: float) -> None:
+    """16-bit unsigned monochrome pixels with their rescale (value = stored * slope + inter)."""
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    ds.RescaleSlope = slope
+    ds.RescaleIntercept = inter
+    ds.PixelData = stored.tobytes()

@@ -145,3 +145,23 @@ def test_translations_and_label_maps_are_not_degenerate(paper_smoke_run, task):
     for rel in index.table[FOREGROUND]:  # MaskGAN's foreground, shipped for every slice
         fg = read_png(index.path(rel), size)
         assert fg.any() and not fg.all()
+
+
+# -- what the run's cost was cut by (each recomputed work at the paper's settings) ---------------
+def test_unsb_sample_panel_runs_one_generator_step_not_all():
+    """samples.png's "step 1" panel is the trajectory's first x1_hat: the T-1 later generator
+    steps it used to run again (5-step inference of the sample rows at 256 px) are not needed,
+    and the panel is the same."""
+    from medtrans.shared.config.translate import UNSBConfig
+    from medtrans.stages.translate.registry import get_model
+
+    cfg = UNSBConfig(ngf=8, ndf=8, n_blocks=2, nce_layers=[0, 4, 8, 12, 13], num_patches=64)
+    model = get_model("unsb")(cfg, n_classes=3, image_size=32, device=torch.device("cpu"), seed=1)
+    a = torch.rand(2, 1, 32, 32) * 2 - 1
+    full = model.trajectory(a)
+    calls = []
+    hook = model.G.register_forward_hook(lambda *_: calls.append(1))
+    panel = model.panels(a)["step 1"]
+    hook.remove()
+    assert len(calls) == 1 and cfg.num_timesteps > 1
+    assert torch.equal(panel, full[0])

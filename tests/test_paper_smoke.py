@@ -165,3 +165,42 @@ def test_unsb_sample_panel_runs_one_generator_step_not_all():
     hook.remove()
     assert len(calls) == 1 and cfg.num_timesteps > 1
     assert torch.equal(panel, full[0])
+
+
+def _radiomics_set(gen, n: int, ids: list[str]):
+    from medtrans.stages.metrics.frd import RadiomicsFeatures
+    from medtrans.stages.metrics.scoring import SetFeatures
+
+    names = [f"f{i}" for i in range(6)]
+    nmi = gen.random(n)  # a pair metric's per-image values
+    return SetFeatures(ids, radiomics=RadiomicsFeatures(names, gen.random((n, 6))), pairs={"nmi": nmi})
+
+
+def test_bootstrap_scores_each_distinct_half_sample_once_with_the_same_values():
+    """paper-smoke's 4 test images have 6 distinct half-samples: the paper's 1000 replicates of
+    a set against its reference hold at most 36 distinct pairs, which are scored once each
+    (1000 times before, the metrics unit's largest cost); every replicate's value is the one
+    scoring it alone gives."""
+    import numpy as np
+
+    from medtrans.shared.bootstrap import subsample_indices
+    from medtrans.stages.metrics.bootstrap import replicate_values
+    from medtrans.stages.metrics.scoring import Scorer, ScoreSettings
+
+    gen = np.random.default_rng(0)
+    ids = [f"s{i}" for i in range(4)]
+    real = _radiomics_set(gen, 4, ids)
+    sets = {name: _radiomics_set(gen, 4, ids) for name in ("a", "b")}
+    scorer = Scorer(real, ScoreSettings(metrics=("frd", "nmi")))
+    R = 1000
+    idx = subsample_indices(1338, "breast", 4, R)
+    ref = subsample_indices(1338, "breast", 4, R, "reference")
+    calls = []
+    evaluate = scorer.evaluate
+    scorer.evaluate = lambda *a, **k: calls.append(1) or evaluate(*a, **k)
+    out = replicate_values(scorer, [(n, f, idx) for n, f in sets.items()], ref)
+    assert len(calls) <= 2 * 36
+    for r in (0, 1, 17, R - 1):
+        for name, feats in sets.items():
+            want = evaluate(feats, index=idx[r], ref_index=ref[r]).values
+            assert {row: out[name][row][r] for row in want} == pytest.approx(want, rel=0, abs=0)

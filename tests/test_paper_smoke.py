@@ -84,12 +84,14 @@ def _random_vgg19(folder: Path) -> str:
     return name
 
 
-# The whole run at the paper's widths and batch sizes takes about 40 minutes of 2 CPU cores (one
-# step of each translator at 256 px, 1000 metric replicates, the paper's calibration), more than
-# the CI's budget allows next to the rest of the suite: it runs where MEDTRANS_PAPER_SMOKE=1.
+# The whole run costs about 1,750 CPU-seconds (README, Study files: per unit), mostly the paper's
+# own work at 256 px: one training step of each translator at the references' widths and batch
+# sizes (~920) and the calibration's 80 perturbed sets per task (~600); about 18-20 minutes on a
+# quiet 2-core machine, more than the CI's budget for it next to the rest of the suite: it runs
+# where MEDTRANS_PAPER_SMOKE=1.
 FULL_RUN = pytest.mark.skipif(
     os.environ.get("MEDTRANS_PAPER_SMOKE") != "1",
-    reason="the paper-smoke run through every stage takes ~40 min on 2 cores: MEDTRANS_PAPER_SMOKE=1 runs it",
+    reason="the paper-smoke run through every stage takes 20-30 min on 2 cores: MEDTRANS_PAPER_SMOKE=1",
 )
 
 

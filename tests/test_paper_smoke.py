@@ -84,9 +84,9 @@ def _random_vgg19(folder: Path) -> str:
     return name
 
 
-# The whole run costs about 1,750 CPU-seconds (README, Study files: per unit), mostly the paper's
+# The whole run costs about 1,700 CPU-seconds (README, Study files: per unit), mostly the paper's
 # own work at 256 px: one training step of each translator at the references' widths and batch
-# sizes (~920) and the calibration's 80 perturbed sets per task (~600); about 18-20 minutes on a
+# sizes (~895) and the calibration's 80 perturbed sets per task (~600); about 18-20 minutes on a
 # quiet 2-core machine, more than the CI's budget for it next to the rest of the suite: it runs
 # where MEDTRANS_PAPER_SMOKE=1.
 FULL_RUN = pytest.mark.skipif(

@@ -84,12 +84,14 @@ def _random_vgg19(folder: Path) -> str:
     return name
 
 
-# The whole run at the paper's widths and batch sizes takes about 40 minutes of 2 CPU cores (one
-# step of each translator at 256 px, 1000 metric replicates, the paper's calibration), more than
-# the CI's budget allows next to the rest of the suite: it runs where MEDTRANS_PAPER_SMOKE=1.
+# The whole run costs about 1,700 CPU-seconds (README, Study files: per unit), mostly the paper's
+# own work at 256 px: one training step of each translator at the references' widths and batch
+# sizes (~895) and the calibration's 80 perturbed sets per task (~600); about 18-20 minutes on a
+# quiet 2-core machine, more than the CI's budget for it next to the rest of the suite: it runs
+# where MEDTRANS_PAPER_SMOKE=1.
 FULL_RUN = pytest.mark.skipif(
     os.environ.get("MEDTRANS_PAPER_SMOKE") != "1",
-    reason="the paper-smoke run through every stage takes ~40 min on 2 cores: MEDTRANS_PAPER_SMOKE=1 runs it",
+    reason="the paper-smoke run through every stage takes 20-30 min on 2 cores: MEDTRANS_PAPER_SMOKE=1",
 )
 
 
@@ -145,3 +147,62 @@ def test_translations_and_label_maps_are_not_degenerate(paper_smoke_run, task):
     for rel in index.table[FOREGROUND]:  # MaskGAN's foreground, shipped for every slice
         fg = read_png(index.path(rel), size)
         assert fg.any() and not fg.all()
+
+
+# -- what the run's cost was cut by (each recomputed work at the paper's settings) ---------------
+def test_unsb_sample_panel_runs_one_generator_step_not_all():
+    """samples.png's "step 1" panel is the trajectory's first x1_hat: the T-1 later generator
+    steps it used to run again (5-step inference of the sample rows at 256 px) are not needed,
+    and the panel is the same."""
+    from medtrans.shared.config.translate import UNSBConfig
+    from medtrans.stages.translate.registry import get_model
+
+    cfg = UNSBConfig(ngf=8, ndf=8, n_blocks=2, nce_layers=[0, 4, 8, 12, 13], num_patches=64)
+    model = get_model("unsb")(cfg, n_classes=3, image_size=32, device=torch.device("cpu"), seed=1)
+    a = torch.rand(2, 1, 32, 32) * 2 - 1
+    full = model.trajectory(a)
+    calls = []
+    hook = model.G.register_forward_hook(lambda *_: calls.append(1))
+    panel = model.panels(a)["step 1"]
+    hook.remove()
+    assert len(calls) == 1 and cfg.num_timesteps > 1
+    assert torch.equal(panel, full[0])
+
+
+def _radiomics_set(gen, n: int, ids: list[str]):
+    from medtrans.stages.metrics.frd import RadiomicsFeatures
+    from medtrans.stages.metrics.scoring import SetFeatures
+
+    names = [f"f{i}" for i in range(6)]
+    nmi = gen.random(n)  # a pair metric's per-image values
+    return SetFeatures(ids, radiomics=RadiomicsFeatures(names, gen.random((n, 6))), pairs={"nmi": nmi})
+
+
+def test_bootstrap_scores_each_distinct_half_sample_once_with_the_same_values():
+    """paper-smoke's 4 test images have 6 distinct half-samples: the paper's 1000 replicates of
+    a set against its reference hold at most 36 distinct pairs, which are scored once each
+    (1000 times before, the metrics unit's largest cost); every replicate's value is the one
+    scoring it alone gives."""
+    import numpy as np
+
+    from medtrans.shared.bootstrap import subsample_indices
+    from medtrans.stages.metrics.bootstrap import replicate_values
+    from medtrans.stages.metrics.scoring import Scorer, ScoreSettings
+
+    gen = np.random.default_rng(0)
+    ids = [f"s{i}" for i in range(4)]
+    real = _radiomics_set(gen, 4, ids)
+    sets = {name: _radiomics_set(gen, 4, ids) for name in ("a", "b")}
+    scorer = Scorer(real, ScoreSettings(metrics=("frd", "nmi")))
+    R = 1000
+    idx = subsample_indices(1338, "breast", 4, R)
+    ref = subsample_indices(1338, "breast", 4, R, "reference")
+    calls = []
+    evaluate = scorer.evaluate
+    scorer.evaluate = lambda *a, **k: calls.append(1) or evaluate(*a, **k)
+    out = replicate_values(scorer, [(n, f, idx) for n, f in sets.items()], ref)
+    assert len(calls) <= 2 * 36
+    for r in (0, 1, 17, R - 1):
+        for name, feats in sets.items():
+            want = evaluate(feats, index=idx[r], ref_index=ref[r]).values
+            assert {row: out[name][row][r] for row in want} == pytest.approx(want, rel=0, abs=0)

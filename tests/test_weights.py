@@ -133,3 +133,17 @@ def test_module_entry_point_runs_offline(tmp_path):
         timeout=120,
     )
     assert out.returncode == 1 and "make weights" in out.stderr and str(tmp_path) in out.stderr
+
+
+# torchvision's published VGG19 (VGG19_Weights.IMAGENET1K_V1): the sha256 and size that public
+# weight manifests record for https://download.pytorch.org/models/vgg19-dcbb9e9d.pth
+VGG19_SHA256 = "dcbb9e9dad569fff7a846263a77324fc34978fea2bfb039c012d710e1776ae44"
+
+
+def test_vgg19_is_pinned_to_the_published_hash():
+    """`make weights` checks SPADE's VGG19 against its full sha256, not only the name's prefix."""
+    (name,) = W.ALSO_FETCHED
+    assert W.read_lock()[name] == {"sha256": VGG19_SHA256, "size": 574673361, "url": W.ALSO_FETCHED[name]}
+    W.check_digest(name, VGG19_SHA256)
+    with pytest.raises(W.WeightsMismatch, match="differs from the pin"):
+        W.check_digest(name, "dcbb9e9d" + "0" * 56)  # the name's prefix alone would pass

@@ -47,10 +47,18 @@ def replicate_values(
             raise ValueError(f"{len(ref_indices)} reference replicates for {count} set replicates")
     rows = scorer.rows()
     out = {name: {row: np.full(count, np.nan) for row in rows} for name, _, _ in checked}
+    # a replicate's values depend only on its (set, positions, reference positions); small sets
+    # draw the same half-samples again and again (4 images: 6 distinct, so 1000 replicates of a
+    # set and its reference hold at most 36 distinct pairs), which are scored once
+    seen: dict[tuple[str, bytes, bytes], dict[str, float | None]] = {}
     for r in progress(range(count), desc, total=count):
         ref = None if ref_indices is None else ref_indices[r]
+        ref_key = b"" if ref is None else np.asarray(ref, dtype=np.int64).tobytes()
         for name, feats, idx in checked:
-            values = scorer.evaluate(feats, index=idx[r], ref_index=ref).values
+            key = (name, np.asarray(idx[r], dtype=np.int64).tobytes(), ref_key)
+            if key not in seen:
+                seen[key] = scorer.evaluate(feats, index=idx[r], ref_index=ref).values
+            values = seen[key]
             for row in rows:
                 v = values.get(row)
                 out[name][row][r] = np.nan if v is None else v

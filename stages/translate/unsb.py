@@ -254,14 +254,15 @@ class UNSB(Translator):
         return self.trajectory(a)[-1]
 
     @torch.no_grad()
-    def trajectory(self, a: Tensor) -> list[Tensor]:
-        """x1_hat after each of the T generator steps from the source image (the last one is
-        the translation)."""
+    def trajectory(self, a: Tensor, steps: int | None = None) -> list[Tensor]:
+        """x1_hat after each of the first `steps` (None: all T) generator steps from the source
+        image (after all T, the last one is the translation). Step t's draws come after step
+        t-1's, so a shorter trajectory is the longer one's start."""
         gen = _generator(self.device, derive_seed(self.seed, "unsb", "infer"))
         was_training = self.G.training
         self.G.eval()
         x, x1, out = a, None, []
-        for t in range(self.config.num_timesteps):
+        for t in range(self.config.num_timesteps if steps is None else steps):
             if t > 0:
                 x = sb_step(x, x1, self.times, t, self.config.tau, self._randn(x.shape, gen))
             with self.autocast():
@@ -274,4 +275,4 @@ class UNSB(Translator):
         self, a: Tensor, mask_a: Tensor | None = None, fg_a: Tensor | None = None
     ) -> dict[str, Tensor]:
         """The first step's x1_hat beside the final one: how much the later steps refine."""
-        return {"step 1": self.trajectory(a)[0]}
+        return {"step 1": self.trajectory(a, steps=1)[0]}  # not all T steps again

@@ -17,6 +17,9 @@ The Inception weights come from $MEDTRANS_WEIGHTS (default ./weights) or the stu
 `metrics.extractor` (a custom, explicitly non-standard file); the file's sha256 is part of
 the unit's config, so other weights re-run the stage. Without weights FID, KID and IS rows say
 "unavailable: weights missing (...)" and every other metric is still computed.
+
+When the study calibrates (`calibrate.enabled`), calibrate/<task> is an input too and the unit
+also scores its calibration sets (calibration.csv; `calibration_unit`), from the same features.
 """
 
 from __future__ import annotations
@@ -38,12 +41,13 @@ from medtrans.shared.layout import RunLayout
 from medtrans.shared.log import get_logger
 from medtrans.shared.seeding import derive_seed, rng
 from medtrans.shared.stage import StageInputError, Unit, UnitContext, complete_translators
+from medtrans.stages.metrics.calibration_unit import score_calibration, unit_config
 from medtrans.stages.metrics.extract import Network, locate_network
 from medtrans.stages.metrics.frd import extractor_settings
 from medtrans.stages.metrics.pairs import pair_metrics, pair_settings
 from medtrans.stages.metrics.pipeline import FeatureSettings, ImageStack, extract_sets, score_sets
 from medtrans.stages.metrics.results import write_bootstrap, write_rows
-from medtrans.stages.metrics.scoring import ScoreSettings
+from medtrans.stages.metrics.scoring import ScoreSettings, SetFeatures
 from medtrans.stages.metrics.swd import SWDParams
 from medtrans.stages.metrics.weights import WeightsMismatch, weights_dir
 
@@ -76,7 +80,9 @@ def swd_params(study: StudyConfig) -> SWDParams:
 
 def plan(study: StudyConfig, layout: RunLayout, tasks: tuple[str, ...] | None = None) -> list[Unit]:
     """One unit per task: all translators found, both baselines, one metrics.csv."""
-    needs_network = any(m in study.metrics.metrics for m in catalogue.needing_weights())
+    calibration = unit_config(study)
+    metric_names = set(study.metrics.metrics) | set(calibration["metrics"] if calibration else ())
+    needs_network = any(m in metric_names for m in catalogue.needing_weights())
     network = network_for(study) if needs_network else Network(None, note="not requested")
     units = []
     for task in study.tasks:
@@ -97,9 +103,11 @@ def plan(study: StudyConfig, layout: RunLayout, tasks: tuple[str, ...] | None = 
                     "network_standard": network.file.standard if network.file is not None else None,
                     "frd": extractor_settings() if "frd" in study.metrics.metrics else None,
                     "pairs": pair_settings(pair_metrics(study.metrics.metrics)) or None,
+                    **({"calibration": calibration} if calibration else {}),  # absent: the digest as before
                 },
                 build=functools.partial(_build, study=study, task=task, models=models, network=network),
-                inputs=[layout.preprocess(task)] + [layout.translate(task, m) for m in models],
+                inputs=[layout.preprocess(task)] + [layout.translate(task, m) for m in models]
+                + ([layout.calibrate(task)] if calibration else []),
                 version=VERSION,
                 seeds={"study": study.seed, "swd": derive_seed(study.seed, STAGE, task, "swd")},
                 hint="run `medtrans preprocess` and the translators first",
@@ -192,6 +200,10 @@ def _build(ctx: UnitContext, study: StudyConfig, task: str, models: list[str], n
     )  # fmt: skip
     write_rows(ctx.work / "metrics.csv", rows)
     write_bootstrap(ctx.work / "bootstrap.csv", boot)
+    if study.calibrate.enabled:  # the cached target_test features, read back as any consumer would
+        reference = SetFeatures.load(feat_dir / f"{REFERENCE}.npz")
+        extra = score_calibration(study, ctx.layout, task, ctx.work, reference, network, fs)
+        ctx.extra["calibration"] = extra
     ctx.extra.update(
         {
             "network": network.describe(),

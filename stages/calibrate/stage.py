@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -92,25 +93,36 @@ def test_slices(study: StudyConfig, layout: RunLayout, task: str):
         images, masks  # fmt: skip
 
 
-def _build(ctx: UnitContext, study: StudyConfig, task: str) -> None:
-    ids, image_paths, mask_paths, images, masks = test_slices(study, ctx.layout, task)
-    cfg, seed = study.calibrate, derive_seed(study.seed, STAGE, task)
-    final = ctx.layout.calibrate(task)  # the paths in sets.csv are relative to where the unit lands
-    rows = sets_format.table_rows(
-        sets_format.NONE, sets_format.NONE, sets_format.NONE, 0, ids,
-        [os.path.relpath(p, final) for p in image_paths], [os.path.relpath(p, final) for p in mask_paths],
-    )  # fmt: skip
-    for name in progress(cfg.perturbations, desc=f"calibrate {task}", unit="perturbation"):
+def write_sets(
+    work: Path, final: Path, ids: list[str], originals: tuple[list[Path], list[Path]], images: np.ndarray,
+    masks: np.ndarray, perturbations: tuple[str, ...], severities: int, seed: int, what: str = "",
+) -> int:  # fmt: skip
+    """Every calibration set into `work` (the unit's partial folder; `final` where it lands, which
+    the reference's relative paths start from) and sets.csv; `originals`: preprocess's image and
+    mask paths of the slices. Returns the number of perturbed sets."""
+    rel = [[os.path.relpath(p, final) for p in paths] for paths in originals]
+    rows = sets_format.table_rows(sets_format.NONE, sets_format.NONE, sets_format.NONE, 0, ids, *rel)
+    for name in progress(perturbations, desc=f"calibrate {what}".strip(), unit="perturbation"):
         family = catalogue.family(name)
-        for severity in range(1, cfg.severities + 1):
-            pimages, pmasks = perturb_set(images, masks, name, severity, cfg.severities, seed)
+        for severity in range(1, severities + 1):
+            pimages, pmasks = perturb_set(images, masks, name, severity, severities, seed)
             set_name = sets_format.set_name(name, severity)
             rel_images, rel_masks = sets_format.set_paths(set_name, ids)
             for i in range(len(ids)):
-                write_png(ctx.work / rel_images[i], pimages[i])
-                write_png(ctx.work / rel_masks[i], pmasks[i])
+                write_png(work / rel_images[i], pimages[i])
+                write_png(work / rel_masks[i], pmasks[i])
             rows += sets_format.table_rows(set_name, name, family, severity, ids, rel_images, rel_masks)
-    sets_format.write_table(ctx.work / sets_format.SETS, rows)
+    sets_format.write_table(work / sets_format.SETS, rows)
+    return len(perturbations) * severities
+
+
+def _build(ctx: UnitContext, study: StudyConfig, task: str) -> None:
+    ids, image_paths, mask_paths, images, masks = test_slices(study, ctx.layout, task)
+    cfg, seed = study.calibrate, derive_seed(study.seed, STAGE, task)
+    write_sets(
+        ctx.work, ctx.layout.calibrate(task), ids, (image_paths, mask_paths), images, masks,
+        tuple(cfg.perturbations), cfg.severities, seed, task,
+    )  # fmt: skip
     ctx.extra.update(
         {"images": len(ids), "perturbations": list(cfg.perturbations), "severities": cfg.severities}
     )

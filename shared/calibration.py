@@ -20,13 +20,32 @@ import numpy as np
 import pandas as pd
 
 from medtrans.shared.imageio import ImageFormatError, read_png
-from medtrans.shared.layout import RunLayout
+from medtrans.shared.layout import MANIFEST, RunLayout
+from medtrans.shared.log import get_logger
+from medtrans.shared.manifest import ManifestError, read_manifest
 from medtrans.shared.stage import StageInputError
 
 SETS = "sets.csv"
 SETS_DIR = "sets"
 NONE = "none"  # the unperturbed set's name (and perturbation), severity 0
 COLUMNS = ("set", "perturbation", "family", "severity", "slice_id", "image", "mask")
+
+
+log = get_logger("medtrans.calibration")
+
+
+def calibration_input(calibrates: bool, layout: RunLayout, task: str, stage: str) -> Path | None:
+    """calibrate/<task>/ where the study calibrates and the folder has a complete manifest: the
+    sets a scoring stage picks up, found at plan time like the translators (None: none to score)."""
+    folder = layout.calibrate(task)
+    if not calibrates or not (folder / MANIFEST).is_file():
+        return None
+    try:
+        read_manifest(folder)
+    except ManifestError as err:
+        log.warning("%s/%s: %s; calibration sets left out", stage, task, err)
+        return None
+    return folder
 
 
 def set_name(perturbation: str, severity: int) -> str:

@@ -18,8 +18,9 @@ The Inception weights come from $MEDTRANS_WEIGHTS (default ./weights) or the stu
 the unit's config, so other weights re-run the stage. Without weights FID, KID and IS rows say
 "unavailable: weights missing (...)" and every other metric is still computed.
 
-When the study calibrates (`calibrate.enabled`), calibrate/<task> is an input too and the unit
-also scores its calibration sets (calibration.csv; `calibration_unit`), from the same features.
+When the study calibrates (`calibrate.enabled`) and calibrate/<task> is complete at plan time
+(found like the translators), it is an input too and the unit also scores its calibration sets
+(calibration.csv; `calibration_unit`), from the same features.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from medtrans.shared.bootstrap import subsample_indices
+from medtrans.shared.calibration import calibration_input
 from medtrans.shared.catalogue import metrics as catalogue
 from medtrans.shared.config import StudyConfig
 from medtrans.shared.config.translate import MODELS
@@ -80,8 +82,8 @@ def swd_params(study: StudyConfig) -> SWDParams:
 
 def plan(study: StudyConfig, layout: RunLayout, tasks: tuple[str, ...] | None = None) -> list[Unit]:
     """One unit per task: all translators found, both baselines, one metrics.csv."""
-    calibration = unit_config(study)
-    metric_names = set(study.metrics.metrics) | set(calibration["metrics"] if calibration else ())
+    calibrated = unit_config(study)
+    metric_names = set(study.metrics.metrics) | set(calibrated["metrics"] if calibrated else ())
     needs_network = any(m in metric_names for m in catalogue.needing_weights())
     network = network_for(study) if needs_network else Network(None, note="not requested")
     units = []
@@ -89,6 +91,8 @@ def plan(study: StudyConfig, layout: RunLayout, tasks: tuple[str, ...] | None = 
         if tasks is not None and task not in tasks:
             continue
         models = translators(layout, task)
+        sets = calibration_input(study.calibrate.enabled, layout, task, STAGE)
+        calibration = calibrated if sets else None
         units.append(
             Unit(
                 stage=STAGE,
@@ -105,9 +109,11 @@ def plan(study: StudyConfig, layout: RunLayout, tasks: tuple[str, ...] | None = 
                     "pairs": pair_settings(pair_metrics(study.metrics.metrics)) or None,
                     **({"calibration": calibration} if calibration else {}),  # absent: the digest as before
                 },
-                build=functools.partial(_build, study=study, task=task, models=models, network=network),
+                build=functools.partial(
+                    _build, study=study, task=task, models=models, network=network, calibrate=bool(sets)
+                ),
                 inputs=[layout.preprocess(task)] + [layout.translate(task, m) for m in models]
-                + ([layout.calibrate(task)] if calibration else []),
+                + ([sets] if sets else []),
                 version=VERSION,
                 seeds={"study": study.seed, "swd": derive_seed(study.seed, STAGE, task, "swd")},
                 hint="run `medtrans preprocess` and the translators first",
@@ -165,7 +171,10 @@ def _specs(study: StudyConfig, layout: RunLayout, task: str, models: list[str]) 
     return specs
 
 
-def _build(ctx: UnitContext, study: StudyConfig, task: str, models: list[str], network: Network) -> None:
+def _build(
+    ctx: UnitContext, study: StudyConfig, task: str, models: list[str], network: Network,
+    calibrate: bool = False,
+) -> None:  # fmt: skip
     cfg = study.metrics
     metrics = tuple(cfg.metrics)
     specs = _specs(study, ctx.layout, task, models)
@@ -200,7 +209,7 @@ def _build(ctx: UnitContext, study: StudyConfig, task: str, models: list[str], n
     )  # fmt: skip
     write_rows(ctx.work / "metrics.csv", rows)
     write_bootstrap(ctx.work / "bootstrap.csv", boot)
-    if study.calibrate.enabled:  # the cached target_test features, read back as any consumer would
+    if calibrate:  # the cached target_test features, read back as any consumer would
         reference = SetFeatures.load(feat_dir / f"{REFERENCE}.npz")
         extra = score_calibration(study, ctx.layout, task, ctx.work, reference, network, fs)
         ctx.extra["calibration"] = extra

@@ -6,7 +6,7 @@ One unit per task, output `segment/<task>/`. The translators are found at plan t
 `translate/<task>/<model>/` with a complete manifest) and are inputs of the unit, so a new
 or retrained translator makes the unit stale and it re-runs. When the study calibrates
 (`calibrate.enabled`), calibrate/<task> is an input too and the unit also scores its calibration
-sets with the same UNet (calibration.csv; `calibration`).
+sets with the same UNet (calibration.csv; `calibration`), found at plan time like translators.
 """
 
 import functools
@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from medtrans.shared.calibration import CalibrationSets
+from medtrans.shared.calibration import CalibrationSets, calibration_input
 from medtrans.shared.config import StudyConfig, StudyError
 from medtrans.shared.config.translate import MODELS
 from medtrans.shared.dataset import IndexError_, SliceIndex
@@ -55,7 +55,8 @@ def plan(study: StudyConfig, layout: RunLayout, tasks: tuple[str, ...] | None = 
             continue
         models = translators(layout, task)
         inputs = [layout.preprocess(task)] + [layout.translate(task, m) for m in models]
-        inputs += [layout.calibrate(task)] if study.calibrate.enabled else []
+        cal_sets = calibration_input(study.calibrate.enabled, layout, task, STAGE)
+        inputs += [cal_sets] if cal_sets else []
         seed = derive_seed(study.seed, STAGE, task)
         units.append(
             Unit(
@@ -68,9 +69,9 @@ def plan(study: StudyConfig, layout: RunLayout, tasks: tuple[str, ...] | None = 
                     "image_size": study.preprocess.image_size,
                     "seed": study.seed,
                     # absent without calibration: the config digest as before calibration existed
-                    **({"calibration": True} if study.calibrate.enabled else {}),
+                    **({"calibration": True} if cal_sets else {}),
                 },
-                build=functools.partial(_build, study=study, task=task, models=models),
+                build=functools.partial(_build, study=study, task=task, models=models, cal_sets=cal_sets),
                 inputs=inputs,
                 version=VERSION,
                 seeds={"study": study.seed, "segment": seed},
@@ -95,7 +96,9 @@ def _eval_sets(index: SliceIndex, layout: RunLayout, task: str, models: list[str
     return sets
 
 
-def _build(ctx: UnitContext, study: StudyConfig, task: str, models: list[str]) -> None:
+def _build(
+    ctx: UnitContext, study: StudyConfig, task: str, models: list[str], cal_sets: Path | None = None
+) -> None:
     structures = tuple(study.tasks[task].structures)
     k, size = len(structures), study.preprocess.image_size
     try:
@@ -113,7 +116,7 @@ def _build(ctx: UnitContext, study: StudyConfig, task: str, models: list[str]) -
     )
     model, result = _train_unet(ctx, study, task, train_set, val_set, device)
     summary = _score_sets(ctx, study, task, model, eval_sets, device)
-    if study.calibrate.enabled:
+    if cal_sets is not None:
         sets = CalibrationSets.read(ctx.layout, task)
         table = calibration.score_calibration(sets, model, size, k, device, study.segment.batch_size)
         table.to_csv(ctx.work / calibration.TABLE, index=False, float_format=FLOAT)

@@ -40,6 +40,7 @@ FLOAT = "%.10g"
 TABLE, SUMMARY, FIGURES = "calibration.csv", "summary.csv", "figures"
 NONE = "none"  # the perturbation name of the unperturbed rows
 
+
 def _names(text: str, known: tuple[str, ...], what: str) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(n.strip().lower() for n in text.split(",") if n.strip()))
     bad = [n for n in names if n not in known]

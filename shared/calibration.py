@@ -7,8 +7,8 @@ writes and segment, metrics and the report read (README, Calibration):
 
 Set `none` (severity 0) is the unperturbed draw of the real target test slices: its rows name the
 slices of every perturbed set (same ids, same order) and point at preprocess's own images and
-masks (every path is relative to calibrate/<task>/), so the real set is never copied. Standard library,
-NumPy and pandas only: each stage reads the sets without importing the stage that wrote them.
+masks (every path is relative to calibrate/<task>/), so the real set is never copied. Only
+`shared/`, NumPy and pandas: each stage reads the sets without importing the stage that wrote them.
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ SETS = "sets.csv"
 SETS_DIR = "sets"
 NONE = "none"  # the unperturbed set's name (and perturbation), severity 0
 COLUMNS = ("set", "perturbation", "family", "severity", "slice_id", "image", "mask")
-
-
 log = get_logger("medtrans.calibration")
 
 

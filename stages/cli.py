@@ -34,7 +34,7 @@ app = typer.Typer(
 EXTRA_COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "medtrans.stages.metrics.command": (("compare",), "metrics"),
     "medtrans.stages.preprocess.command": (("phantom",), "preprocess"),
-    "medtrans.stages.calibrate.command": (("calibrate",), "calibrate"),
+    "medtrans.stages.calibration": (("calibrate",), "calibrate"),
 }
 
 

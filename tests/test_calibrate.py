@@ -12,10 +12,9 @@ from typer.testing import CliRunner
 from medtrans.shared.catalogue import perturbations as catalogue
 from medtrans.shared.config import parse_study
 from medtrans.shared.imageio import write_png
-from medtrans.stages.calibrate.analysis import summarise
 from medtrans.stages.calibrate.perturb import NEEDS_MASK, perturb_set
-from medtrans.stages.calibrate.suite import COLUMNS
 from medtrans.stages.cli import app
+from medtrans.stages.report.calibration_analysis import COLUMNS, summarise
 
 S = 5
 
@@ -153,8 +152,6 @@ def test_command_on_a_generated_folder_writes_the_long_table_summary_and_figures
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out / "calibration.csv")
-    from medtrans.stages.calibrate.suite import COLUMNS
-
     assert tuple(table.columns) == COLUMNS
     assert COLUMNS[:7] == ("perturbation", "family", "severity", "metric", "value", "dice_perturbed_gt",
                            "dice_original_gt")  # fmt: skip
@@ -205,7 +202,8 @@ def test_a_study_switches_calibration_off(smoke_study, tmp_path):
 
 @pytest.fixture(scope="module")
 def calibrated(tmp_path_factory, smoke_study, smoke_preprocessed):
-    """The smoke run with preprocess, segment and calibrate done, and a second calibrate of a copy."""
+    """The smoke run with preprocess, calibrate, segment and metrics done (no translators: the
+    calibration sets are scored alone), and a second calibrate of a copy."""
     import shutil
 
     from medtrans.shared.layout import RunLayout
@@ -213,33 +211,47 @@ def calibrated(tmp_path_factory, smoke_study, smoke_preprocessed):
 
     layout = RunLayout(tmp_path_factory.mktemp("calibrate-run"))
     shutil.copytree(smoke_preprocessed.root, layout.root, dirs_exist_ok=True)
-    run_stage("segment", smoke_study, layout)
     first = run_stage("calibrate", smoke_study, layout)
     again = RunLayout(tmp_path_factory.mktemp("calibrate-again"))
     shutil.copytree(layout.root, again.root, dirs_exist_ok=True)
     run_stage("calibrate", smoke_study, again, force=True)
+    run_stage("segment", smoke_study, layout)
+    run_stage("metrics", smoke_study, layout)
     return layout, again, first
 
 
-def test_stage_unit_per_task_with_manifest_outputs_and_dice(calibrated, smoke_study):
+def test_stage_unit_per_task_writes_calibration_sets_with_their_own_masks(calibrated, smoke_study):
+    from medtrans.shared.calibration import NONE, CalibrationSets
     from medtrans.shared.manifest import read_manifest, verify_folder
 
     layout, _, outcomes = calibrated
     assert [o.unit for o in outcomes] == [f"calibrate/{t}" for t in smoke_study.tasks]
+    cfg = smoke_study.calibrate
     for task in smoke_study.tasks:
         folder = layout.calibrate(task)
         manifest = read_manifest(folder)
-        assert [i.path for i in manifest.inputs] == [
-            f"preprocess/{task}/manifest.json",
-            f"segment/{task}/manifest.json",
-        ]
-        assert {o.path for o in manifest.outputs} >= {
-            "calibration.csv",
-            "summary.csv",
-            "figures/response_anatomy.png",
-        }
+        assert [i.path for i in manifest.inputs] == [f"preprocess/{task}/manifest.json"]  # nothing else
+        assert "sets.csv" in {o.path for o in manifest.outputs}
         verify_folder(folder)
-        table = pd.read_csv(folder / "calibration.csv")
+        sets = CalibrationSets.read(layout, task)
+        assert sets.reference.name == NONE and len(sets.reference.slice_ids) == cfg.images
+        assert len(sets.perturbed) == len(cfg.perturbations) * cfg.severities
+        _, original = sets.reference.read(smoke_study.preprocess.image_size)
+        for s in sets.perturbed:
+            images, masks = s.read(smoke_study.preprocess.image_size)
+            assert images.shape == masks.shape == original.shape
+            if s.family == "appearance":
+                assert (masks == original).all()  # the anatomy is unchanged
+
+
+def test_segment_and_metrics_score_the_calibration_sets(calibrated, smoke_study):
+    from medtrans.stages.report.calibration_analysis import long_table
+
+    layout, _, _ = calibrated
+    for task in smoke_study.tasks:
+        dice = pd.read_csv(layout.segment(task) / "calibration.csv")
+        scores = pd.read_csv(layout.metrics(task) / "calibration.csv")
+        table = long_table(scores, dice)
         assert set(table.perturbation) == {"none", *smoke_study.calibrate.perturbations}
         assert sorted(set(table.severity)) == [0, 1, 2, 3]
         assert table.dice_perturbed_gt.notna().all() and table.dice_original_gt.notna().all()
@@ -251,16 +263,24 @@ def test_stage_unit_per_task_with_manifest_outputs_and_dice(calibrated, smoke_st
             *smoke_study.calibrate.metrics,
             *(f"swd_nhood{k}" for k in smoke_study.calibrate.nhood_sizes),
         }
+        swd = table[(table.metric == "swd") & (table.severity > 0)].value
+        assert swd.notna().all() and (swd > 0).all()
+        metrics = pd.read_csv(layout.metrics(task) / "metrics.csv")
+        assert not set(metrics.set) & set(scores.set)  # the translators' table holds no calibration set
 
 
-def test_same_run_twice_gives_the_same_numbers(calibrated, smoke_study):
+def test_same_run_twice_gives_the_same_sets(calibrated, smoke_study):
     layout, again, _ = calibrated
     for task in smoke_study.tasks:
-        for name in ("calibration.csv", "summary.csv", "figures/response_appearance.png"):
-            assert (layout.calibrate(task) / name).read_bytes() == (again.calibrate(task) / name).read_bytes()
+        for path in sorted(layout.calibrate(task).rglob("*")):
+            if path.is_file() and path.name != "manifest.json":
+                twin = again.calibrate(task) / path.relative_to(layout.calibrate(task))
+                assert path.read_bytes() == twin.read_bytes()
 
 
 def test_rerun_skips_and_switching_off_plans_nothing(calibrated, smoke_study):
+    from medtrans.shared.layout import RunLayout
+    from medtrans.stages.metrics.stage import plan as metrics_plan
     from medtrans.stages.runner import run_stage
 
     layout, _, _ = calibrated
@@ -270,9 +290,12 @@ def test_rerun_skips_and_switching_off_plans_nothing(calibrated, smoke_study):
         app, ["calibrate", "--study", str(study), "--run", str(layout.root), "-t", "spine"]
     )
     assert result.exit_code == 0 and "skipped  calibrate/spine" in result.output, result.output
+    off = parse_study({**smoke_study.model_dump(mode="json"), "calibrate": {"enabled": False}})
+    unit = metrics_plan(off, RunLayout(layout.root))[0]
+    assert layout.calibrate(unit.name[0]) not in unit.inputs and "calibration" not in unit.config
 
 
-def test_report_has_a_calibration_section_from_the_calibrate_outputs(calibrated, smoke_study):
+def test_report_has_a_calibration_section_from_the_segment_and_metrics_outputs(calibrated, smoke_study):
     from medtrans.shared.manifest import read_manifest
     from medtrans.stages.runner import run_stage
 
@@ -282,9 +305,10 @@ def test_report_has_a_calibration_section_from_the_calibrate_outputs(calibrated,
     assert 'id="calibration"' in html and "Calibration" in html and "ASI (severity)" in html
     for task in smoke_study.tasks:
         assert (layout.report() / "figures" / f"calibration_{task}_appearance.png").is_file()
-        assert (layout.report() / "tables" / f"calibration_{task}.csv").is_file()
+        summary = pd.read_csv(layout.report() / "tables" / f"calibration_{task}.csv")
+        assert "swd_nhood3" in set(summary.metric)
     inputs = [i.path for i in read_manifest(layout.report()).inputs]
-    assert "calibrate/breast/manifest.json" in inputs
+    assert "metrics/breast/manifest.json" in inputs and "calibrate/breast/manifest.json" not in inputs
 
 
 def test_pair_metrics_go_through_score_pairs_only_when_registered(monkeypatch):
@@ -297,7 +321,7 @@ def test_pair_metrics_go_through_score_pairs_only_when_registered(monkeypatch):
     import torch
 
     from medtrans.shared.catalogue import metrics as metric_catalogue
-    from medtrans.stages.calibrate.score import CalibrationSettings, Calibrator
+    from medtrans.stages.metrics.calibration import CalibrationSettings, Calibrator
     from medtrans.stages.metrics.extract import Network
     from medtrans.stages.metrics.pipeline import FeatureSettings
     from medtrans.stages.metrics.scoring import ScoreSettings
@@ -338,7 +362,7 @@ def test_real_pair_metrics_score_each_original_against_its_perturbed_copy():
     them away from it."""
     import torch
 
-    from medtrans.stages.calibrate.score import CalibrationSettings, Calibrator
+    from medtrans.stages.metrics.calibration import CalibrationSettings, Calibrator
     from medtrans.stages.metrics.extract import Network
     from medtrans.stages.metrics.pipeline import FeatureSettings
     from medtrans.stages.metrics.scoring import ScoreSettings

@@ -140,10 +140,11 @@ def test_stages_are_ordered_by_successful_completion(profile):
     sfx = "" if profile == "cpu" else "-gpu"
     expect = {s: set(i.after) for s, i in IMAGES.items()}
     # what the local runner's order implies: translators after preprocess, scoring after them all
-    assert expect["segment"] == expect["metrics"] == set(TRANSLATORS)
+    # translators and calibration sets after preprocess; segment and metrics score both
+    assert expect["segment"] == expect["metrics"] == {*TRANSLATORS, "calibrate"}
     assert all(expect[t] == {"preprocess"} for t in TRANSLATORS) and not expect["preprocess"]
-    assert expect["calibrate"] == {"preprocess", "segment"}  # the test set and the target-domain UNet
-    assert expect["report"] == {"segment", "metrics", "calibrate"}
+    assert expect["calibrate"] == {"preprocess"}  # the real target test set only: beside the translators
+    assert expect["report"] == {"segment", "metrics"}  # the calibration scores are segment's and metrics
     for stage, ups in expect.items():
         deps = services[stage + sfx].get("depends_on", {})
         assert set(deps) == {u + sfx for u in ups}, stage
@@ -625,8 +626,8 @@ def test_local_path_python_inside_requires_python_else_the_alternatives(tmp_path
 
 @pytest.mark.parametrize("fail_at", [None, "maskgan"])
 def test_compose_run_with_jobs_runs_a_batch_side_by_side_and_finishes_it_after_a_failure(tmp_path, fail_at):
-    """JOBS=2: the translators together, then segment and metrics; a failing translator stops no
-    other translator, and after that batch nothing else runs."""
+    """JOBS=2: the translators and calibrate together, then segment and metrics; a failing
+    translator stops no other unit of its batch, and after that batch nothing else runs."""
     from medtrans.shared.catalogue.stages import images, translator_names
 
     fake = tmp_path / "bin"
@@ -647,15 +648,15 @@ def test_compose_run_with_jobs_runs_a_batch_side_by_side_and_finishes_it_after_a
     ran = [
         ln.split()[-1] for ln in log.read_text().splitlines() if ln.startswith("compose") and " run " in ln
     ]
-    translators = set(translator_names())
-    first = next(i for i, s in enumerate(ran) if s in translators)
-    assert set(ran[first : first + len(translators)]) == translators  # one batch, whatever finished first
+    batch = {*translator_names(), "calibrate"}  # calibrate reads preprocess only: beside the translators
+    first = next(i for i, s in enumerate(ran) if s in batch)
+    assert set(ran[first : first + len(batch)]) == batch  # one batch, whatever finished first
     if fail_at is None:
         assert run.returncode == 0, run.stderr
         assert sorted(ran) == sorted(i.name for i in images()) and ran[-1] == "report"
     else:
         assert run.returncode == 3, run.stderr
-        assert set(ran) == {ran[0], *translators}  # preprocess, every translator, nothing after
+        assert set(ran) == {ran[0], *batch}  # preprocess, every translator and calibrate, nothing after
         assert f"stage {fail_at} failed" in run.stderr
     rows = (tmp_path / "records" / "stages.tsv").read_text().splitlines()
     assert len(rows) == len(ran)

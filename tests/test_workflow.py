@@ -37,13 +37,20 @@ def test_one_job_per_unit_of_the_local_runner(smoke_study, tmp_path):
 
 
 def test_dependencies_mirror_what_each_stage_reads(smoke_study):
-    seg = units.upstream(units.Job("segment", "spine"), smoke_study)
-    assert [j.label for j in seg] == ["preprocess/spine"] + [
-        f"translate/spine/{m}" for m in smoke_study.translate.models
-    ]
+    for stage in ("segment", "metrics"):  # every translator and the calibration sets of the task
+        ups = units.upstream(units.Job(stage, "spine"), smoke_study)
+        assert [j.label for j in ups] == ["preprocess/spine"] + [
+            f"translate/spine/{m}" for m in smoke_study.translate.models
+        ] + ["calibrate/spine"]
     assert [j.label for j in units.upstream(units.Job("translate", "breast", "unsb"), smoke_study)] == [
         "preprocess/breast"
     ]
+    assert [j.label for j in units.upstream(units.Job("calibrate", "breast"), smoke_study)] == [
+        "preprocess/breast"  # beside the translators
+    ]
+    no_calibration = smoke_study.calibrate.model_copy(update={"enabled": False})
+    off = smoke_study.model_copy(update={"calibrate": no_calibration})
+    assert "calibrate/spine" not in {j.label for j in units.upstream(units.Job("segment", "spine"), off)}
     report = {j.label for j in units.upstream(units.Job("report"), smoke_study)}
     assert report == {j.label for j in units.jobs(smoke_study)} - {"report"}
 

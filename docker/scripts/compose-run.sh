@@ -2,8 +2,9 @@
 # Run a study through compose, one container per stage: one `docker compose run --no-deps SERVICE`
 # per stage, in the local runner's order, stopping at the first failure (so the exit code is
 # that of the first stage that failed, 0 only when all succeeded). JOBS=N (N > 1): the services
-# that read only earlier batches (the translators; then segment and metrics) N at a time. Each container's
-# `docker inspect` is kept (user, network, mounts: how it ran) and the container removed.
+# that read only earlier batches (the translators and calibrate; then segment and metrics) N at
+# a time. Each container's `docker inspect` is kept (user, network, mounts: how it ran) and the
+# container removed.
 # Afterwards the run volume is copied to runs/<study name>/ (EXPORT=DIR to choose, EXPORT= to skip).
 #   docker/scripts/compose-run.sh STUDY_FILE [--gpu]
 # env: MEDTRANS_TAG, MEDTRANS_DATA (./data), MEDTRANS_WEIGHTS_DIR (./weights), RECORDS, EXPORT, JOBS

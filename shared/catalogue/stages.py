@@ -78,35 +78,34 @@ STAGES: tuple[Stage, ...] = (
         "translate", extra="translate", gpu=True, after=("preprocess",), description="", per_translator=True
     ),
     Stage(
+        "calibrate",
+        extra="calibrate",
+        gpu=False,
+        after=("preprocess",),
+        description="perturbs the real target test set with known effect on anatomy: calibration sets "
+        "with their own masks, scored by segment and metrics like translated sets",
+    ),
+    Stage(
         "segment",
         extra="segment",
         gpu=True,
-        after=("translate",),
+        after=("translate", "calibrate"),
         description="trains the target-domain UNet; Dice and HD95 on real and translated test sets",
     ),
     Stage(
         "metrics",
         extra="metrics",
         gpu=True,
-        after=("translate",),
+        after=("translate", "calibrate"),
         weights=True,
         description="FID, KID, IS, SWD and FRD of each translated set against the real target test set "
         "(Inception weights read from /weights)",
     ),
     Stage(
-        "calibrate",
-        extra="calibrate",
-        gpu=True,
-        after=("preprocess", "segment"),
-        weights=True,
-        description="perturbs the real target test set with known effect on anatomy; every metric and "
-        "the target-domain UNet's Dice per perturbation and severity (Inception weights from /weights)",
-    ),
-    Stage(
         "report",
         extra="report",
         gpu=False,
-        after=("segment", "metrics", "calibrate"),
+        after=("segment", "metrics"),
         description="correlates the perceptual metrics with Dice: tables, figures, report.html",
     ),
 )

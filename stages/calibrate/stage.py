@@ -1,144 +1,128 @@
-"""The calibrate stage: per task, controlled perturbations of the real target test set with known
-effect on anatomy, scored by every metric against the unperturbed set and by the target-domain
-UNet's Dice (README, Calibration). One unit per task, `calibrate/<task>/`: calibration.csv,
-summary.csv, figures/response_<family>.png, manifest.json.
+"""The calibrate stage: per task, the real target test set perturbed with known effect on anatomy
+(README, Calibration), written into the run folder like a translated set, with its own masks.
+One unit per task, `calibrate/<task>/`: sets.csv and sets/<perturbation>-<severity>/ (the format
+of `medtrans.shared.calibration`), manifest.json.
 
-Inputs: preprocess/<task> (the target test slices and their masks) and segment/<task> (its
-model.pt). A study switches the stage off with `calibrate: {enabled: false}` (no units).
-
-The stage composes two others' libraries: the metrics stage's scoring pipeline (one pipeline for
-every number of a metric) and the segment stage's UNet; it reads only the run folder's outputs.
+Input: preprocess/<task> only (the target test slices and their masks), so the unit runs beside
+the translators. Segment and metrics score the sets as they score translators, and the report
+reads their scores; this stage scores nothing. A study switches it off with
+`calibrate: {enabled: false}` (no units, and segment and metrics score no calibration sets).
 """
 
 from __future__ import annotations
 
 import functools
+import os
+from pathlib import Path
 
 import numpy as np
 
-from medtrans.shared.catalogue import metrics as catalogue
+from medtrans.shared import calibration as sets_format
+from medtrans.shared.catalogue import perturbations as catalogue
 from medtrans.shared.config import StudyConfig
 from medtrans.shared.dataset import IndexError_, SliceIndex
-from medtrans.shared.device import resolve_device
+from medtrans.shared.imageio import ImageFormatError, read_png, write_png
 from medtrans.shared.layout import RunLayout
-from medtrans.shared.log import get_logger
+from medtrans.shared.log import get_logger, progress
 from medtrans.shared.seeding import derive_seed, rng
 from medtrans.shared.stage import StageInputError, Unit, UnitContext
-from medtrans.stages.calibrate.dice import CheckpointError, UNetDice
-from medtrans.stages.calibrate.outputs import write_outputs
-from medtrans.stages.calibrate.score import CalibrationSettings, Calibrator
-from medtrans.stages.calibrate.suite import Suite, run_suite, usable
-from medtrans.stages.metrics.extract import Network
-from medtrans.stages.metrics.frd import extractor_settings
-from medtrans.stages.metrics.pipeline import FeatureSettings
-from medtrans.stages.metrics.scoring import ScoreSettings
-from medtrans.stages.metrics.stage import network_for, swd_params
-from medtrans.stages.segment.data import load_split
+from medtrans.stages.calibrate.perturb import perturb_set
 
 STAGE = "calibrate"
-VERSION = "1"
+VERSION = "2"  # 2: perturbs only; segment and metrics score the sets
 log = get_logger("medtrans.calibrate")
-
-
-def metrics_of(study: StudyConfig) -> tuple[str, ...]:
-    """The calibrated metrics: calibrate.metrics, else the study's, in the catalogue's order."""
-    chosen = study.calibrate.metrics if study.calibrate.metrics is not None else study.metrics.metrics
-    return tuple(m for m in catalogue.names() if m in chosen)
 
 
 def plan(study: StudyConfig, layout: RunLayout, tasks: tuple[str, ...] | None = None) -> list[Unit]:
     """One unit per task; none when the study switches calibration off."""
     if not study.calibrate.enabled:
         return []
-    metrics = metrics_of(study)
-    needs_network = any(m in metrics for m in catalogue.needing_weights())
-    network = network_for(study) if needs_network else Network(None, note="not requested")
-    units = []
-    for task in study.tasks:
-        if tasks is not None and task not in tasks:
-            continue
-        units.append(
-            Unit(
-                stage=STAGE,
-                name=(task,),
-                out=layout.calibrate(task),
-                config={
-                    "calibrate": study.part("calibrate"),
-                    "metrics": study.part("metrics"),
-                    "calibrated_metrics": list(metrics),
-                    "seed": study.seed,
-                    "image_size": study.preprocess.image_size,
-                    "network_sha256": network.sha256 or None,
-                    "frd": extractor_settings() if "frd" in metrics else None,
-                },
-                build=functools.partial(_build, study=study, task=task, network=network),
-                inputs=[layout.preprocess(task), layout.segment(task)],
-                version=VERSION,
-                seeds={"study": study.seed, "calibrate": derive_seed(study.seed, STAGE, task)},
-                hint="run `medtrans preprocess` and `medtrans segment` first",
-            )
+    cfg = study.calibrate
+    return [
+        Unit(
+            stage=STAGE,
+            name=(task,),
+            out=layout.calibrate(task),
+            config={
+                "perturbations": list(cfg.perturbations),
+                "severities": cfg.severities,
+                "images": cfg.images,
+                "seed": study.seed,
+                "image_size": study.preprocess.image_size,
+            },
+            build=functools.partial(_build, study=study, task=task),
+            inputs=[layout.preprocess(task)],
+            version=VERSION,
+            seeds={"study": study.seed, "calibrate": derive_seed(study.seed, STAGE, task)},
+            hint="run `medtrans preprocess` first",
         )
-    return units
+        for task in study.tasks
+        if tasks is None or task in tasks
+    ]
 
 
-def settings_for(study: StudyConfig, task: str, device, frd_cache=None) -> CalibrationSettings:
-    """The metrics stage's settings of this study, seeded for calibration of this task."""
-    cfg, seed = study.metrics, derive_seed(study.seed, STAGE, task)
-    params = swd_params(study)
-    features = FeatureSettings(
-        cfg.convention, cfg.batch_size, device, params, cfg.frd_workers, frd_cache, True
-    )
-    scores = ScoreSettings(
-        metrics=metrics_of(study), kid_subsets=cfg.kid_subsets, kid_subset_size=cfg.kid_subset_size,
-        kid_seed=derive_seed(seed, "kid"), is_splits=cfg.is_splits, is_seed=derive_seed(seed, "is"),
-        swd=params, swd_seed=derive_seed(seed, "swd", "directions"), device=str(device),
-    )  # fmt: skip
-    return CalibrationSettings(features, scores, tuple(study.calibrate.nhood_sizes), seed)
-
-
-def _test_set(study: StudyConfig, ctx: UnitContext, task: str):
-    structures = study.tasks[task].structures
+def _read(path, size: int) -> np.ndarray:
     try:
-        index = SliceIndex.for_task(ctx.layout, task)
+        return read_png(path, size)
+    except ImageFormatError as err:
+        raise StageInputError(f"{err}; rerun `medtrans preprocess`") from None
+
+
+def test_slices(study: StudyConfig, layout: RunLayout, task: str):
+    """The seeded draw of `calibrate.images` target test slices with masks (all when 0): their
+    ids, preprocess's image and mask paths, and the images and masks."""
+    try:
+        index = SliceIndex.for_task(layout, task)
     except IndexError_ as err:
         raise StageInputError(str(err)) from None
-    data = load_split(index, "target", "test", study.preprocess.image_size, len(structures), "target test")
-    keep = np.arange(len(data))
+    rows = index.select("target", "test")
+    rows = rows[rows["mask"] != ""].reset_index(drop=True)
+    keep = np.arange(len(rows))
     n = study.calibrate.images
     if n and n < len(keep):
         keep = np.sort(rng(study.seed, STAGE, task, "images").choice(len(keep), n, replace=False))
     if len(keep) < 2:
         raise StageInputError(
-            f"{index.folder / 'index.csv'}: {len(keep)} target test slice(s); calibration needs 2"
+            f"{index.folder / 'index.csv'}: {len(keep)} target test slice(s) with masks; calibration needs 2"
         )
-    return [data.slice_ids[i] for i in keep], data.images[keep], data.masks[keep]
+    rows = rows.iloc[keep]
+    size = study.preprocess.image_size
+    images = np.stack([_read(index.path(p), size) for p in rows.image])
+    masks = np.stack([_read(index.path(p), size) for p in rows["mask"]])
+    return list(rows.slice_id), [index.path(p) for p in rows.image], [index.path(p) for p in rows["mask"]], \
+        images, masks  # fmt: skip
 
 
-def _build(ctx: UnitContext, study: StudyConfig, task: str, network: Network) -> None:
-    ids, images, masks = _test_set(study, ctx, task)
-    device = resolve_device(study.device)
-    checkpoint = ctx.layout.segment(task) / "model.pt"
-    try:
-        unet = UNetDice(checkpoint, device, study.segment.batch_size)
-    except CheckpointError as err:
-        raise StageInputError(f"{err}; rerun `medtrans segment --task {task}`") from None
-    settings = settings_for(study, task, device, ctx.layout.cache("frd"))
-    calibrator = Calibrator(images, ids, settings, network)
-    cfg = study.calibrate
-    suite = Suite(tuple(cfg.perturbations), cfg.severities, settings.seed)
-    table = run_suite(suite, images, masks, calibrator, unet, what=task)
-    summary = write_outputs(table, ctx.work, title=f"calibrate/{task}:")
+def write_sets(
+    work: Path, final: Path, ids: list[str], originals: tuple[list[Path], list[Path]], images: np.ndarray,
+    masks: np.ndarray, perturbations: tuple[str, ...], severities: int, seed: int, what: str = "",
+) -> int:  # fmt: skip
+    """Every calibration set into `work` (the unit's partial folder; `final` where it lands, which
+    the reference's relative paths start from) and sets.csv; `originals`: preprocess's image and
+    mask paths of the slices. Returns the number of perturbed sets."""
+    rel = [[os.path.relpath(p, final) for p in paths] for paths in originals]
+    rows = sets_format.table_rows(sets_format.NONE, sets_format.NONE, sets_format.NONE, 0, ids, *rel)
+    for name in progress(perturbations, desc=f"calibrate {what}".strip(), unit="perturbation"):
+        family = catalogue.family(name)
+        for severity in range(1, severities + 1):
+            pimages, pmasks = perturb_set(images, masks, name, severity, severities, seed)
+            set_name = sets_format.set_name(name, severity)
+            rel_images, rel_masks = sets_format.set_paths(set_name, ids)
+            for i in range(len(ids)):
+                write_png(work / rel_images[i], pimages[i])
+                write_png(work / rel_masks[i], pmasks[i])
+            rows += sets_format.table_rows(set_name, name, family, severity, ids, rel_images, rel_masks)
+    sets_format.write_table(work / sets_format.SETS, rows)
+    return len(perturbations) * severities
+
+
+def _build(ctx: UnitContext, study: StudyConfig, task: str) -> None:
+    ids, image_paths, mask_paths, images, masks = test_slices(study, ctx.layout, task)
+    cfg, seed = study.calibrate, derive_seed(study.seed, STAGE, task)
+    write_sets(
+        ctx.work, ctx.layout.calibrate(task), ids, (image_paths, mask_paths), images, masks,
+        tuple(cfg.perturbations), cfg.severities, seed, task,
+    )  # fmt: skip
     ctx.extra.update(
-        {
-            "images": len(ids),
-            "perturbations": list(usable(suite.perturbations, True)),
-            "severities": cfg.severities,
-            "metrics": list(settings.scores.metrics),
-            "network": network.describe(),
-            "asi_severity": {r.metric: _round(r.asi_severity) for r in summary.itertuples()},
-        }
+        {"images": len(ids), "perturbations": list(cfg.perturbations), "severities": cfg.severities}
     )
-
-
-def _round(v) -> float | None:
-    return round(float(v), 6) if v is not None and np.isfinite(v) else None

@@ -17,6 +17,10 @@ The Inception weights come from $MEDTRANS_WEIGHTS (default ./weights) or the stu
 `metrics.extractor` (a custom, explicitly non-standard file); the file's sha256 is part of
 the unit's config, so other weights re-run the stage. Without weights FID, KID and IS rows say
 "unavailable: weights missing (...)" and every other metric is still computed.
+
+When the study calibrates (`calibrate.enabled`) and calibrate/<task> is complete at plan time
+(found like the translators), it is an input too and the unit also scores its calibration sets
+(calibration.csv; `calibration_unit`), from the same features.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from medtrans.shared.bootstrap import subsample_indices
+from medtrans.shared.calibration import calibration_input
 from medtrans.shared.catalogue import metrics as catalogue
 from medtrans.shared.config import StudyConfig
 from medtrans.shared.config.translate import MODELS
@@ -38,12 +43,13 @@ from medtrans.shared.layout import RunLayout
 from medtrans.shared.log import get_logger
 from medtrans.shared.seeding import derive_seed, rng
 from medtrans.shared.stage import StageInputError, Unit, UnitContext, complete_translators
+from medtrans.stages.metrics.calibration_unit import score_calibration, unit_config
 from medtrans.stages.metrics.extract import Network, locate_network
 from medtrans.stages.metrics.frd import extractor_settings
 from medtrans.stages.metrics.pairs import pair_metrics, pair_settings
 from medtrans.stages.metrics.pipeline import FeatureSettings, ImageStack, extract_sets, score_sets
 from medtrans.stages.metrics.results import write_bootstrap, write_rows
-from medtrans.stages.metrics.scoring import ScoreSettings
+from medtrans.stages.metrics.scoring import ScoreSettings, SetFeatures
 from medtrans.stages.metrics.swd import SWDParams
 from medtrans.stages.metrics.weights import WeightsMismatch, weights_dir
 
@@ -76,13 +82,17 @@ def swd_params(study: StudyConfig) -> SWDParams:
 
 def plan(study: StudyConfig, layout: RunLayout, tasks: tuple[str, ...] | None = None) -> list[Unit]:
     """One unit per task: all translators found, both baselines, one metrics.csv."""
-    needs_network = any(m in study.metrics.metrics for m in catalogue.needing_weights())
+    calibrated = unit_config(study)
+    metric_names = set(study.metrics.metrics) | set(calibrated["metrics"] if calibrated else ())
+    needs_network = any(m in metric_names for m in catalogue.needing_weights())
     network = network_for(study) if needs_network else Network(None, note="not requested")
     units = []
     for task in study.tasks:
         if tasks is not None and task not in tasks:
             continue
         models = translators(layout, task)
+        sets = calibration_input(study.calibrate.enabled, layout, task, STAGE)
+        calibration = calibrated if sets else None
         units.append(
             Unit(
                 stage=STAGE,
@@ -97,9 +107,13 @@ def plan(study: StudyConfig, layout: RunLayout, tasks: tuple[str, ...] | None = 
                     "network_standard": network.file.standard if network.file is not None else None,
                     "frd": extractor_settings() if "frd" in study.metrics.metrics else None,
                     "pairs": pair_settings(pair_metrics(study.metrics.metrics)) or None,
+                    **({"calibration": calibration} if calibration else {}),  # absent: the digest as before
                 },
-                build=functools.partial(_build, study=study, task=task, models=models, network=network),
-                inputs=[layout.preprocess(task)] + [layout.translate(task, m) for m in models],
+                build=functools.partial(
+                    _build, study=study, task=task, models=models, network=network, calibrate=bool(sets)
+                ),
+                inputs=[layout.preprocess(task)] + [layout.translate(task, m) for m in models]
+                + ([sets] if sets else []),
                 version=VERSION,
                 seeds={"study": study.seed, "swd": derive_seed(study.seed, STAGE, task, "swd")},
                 hint="run `medtrans preprocess` and the translators first",
@@ -157,7 +171,10 @@ def _specs(study: StudyConfig, layout: RunLayout, task: str, models: list[str]) 
     return specs
 
 
-def _build(ctx: UnitContext, study: StudyConfig, task: str, models: list[str], network: Network) -> None:
+def _build(
+    ctx: UnitContext, study: StudyConfig, task: str, models: list[str], network: Network,
+    calibrate: bool = False,
+) -> None:  # fmt: skip
     cfg = study.metrics
     metrics = tuple(cfg.metrics)
     specs = _specs(study, ctx.layout, task, models)
@@ -192,6 +209,10 @@ def _build(ctx: UnitContext, study: StudyConfig, task: str, models: list[str], n
     )  # fmt: skip
     write_rows(ctx.work / "metrics.csv", rows)
     write_bootstrap(ctx.work / "bootstrap.csv", boot)
+    if calibrate:  # the cached target_test features, read back as any consumer would
+        reference = SetFeatures.load(feat_dir / f"{REFERENCE}.npz")
+        extra = score_calibration(study, ctx.layout, task, ctx.work, reference, network, fs)
+        ctx.extra["calibration"] = extra
     ctx.extra.update(
         {
             "network": network.describe(),

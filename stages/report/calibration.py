@@ -1,17 +1,17 @@
-"""The report's Calibration section: per task, what calibrate/<task>/ measured (summary.csv and
-the response curves), read from the run folder like every other upstream output."""
+"""The report's Calibration section: per task, the scores segment and metrics gave the calibration
+sets (gather.CalibrationData), summarised per metric, and the response curves per family."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pandas as pd
 
 from medtrans.stages.report import page as P
 from medtrans.stages.report import tables as T
+from medtrans.stages.report.calibration_analysis import responses
+from medtrans.stages.report.calibration_figures import response_figures
 
-FAMILIES = ("appearance", "anatomy")  # the figures calibrate writes, response_<family>.png
 SHOWN = {
     "label": "metric",
     "monotonicity_appearance": "monotonic (appearance)",
@@ -46,21 +46,20 @@ def calibration_section(tasks: dict, figures: Path, tables: Path) -> list[str]:
         if cal is None:
             continue
         blocks.append(f"<h3>Task {name}</h3>")
-        extra = cal.manifest.extra
-        n_pert, metrics = len(extra.get("perturbations", [])), ", ".join(extra.get("metrics", []))
+        table = cal.table
+        perturbations = [p for p in dict.fromkeys(table.perturbation) if p != "none"]
+        metrics = ", ".join(dict.fromkeys(table.metric))
         blocks.append(P.paragraph(
-            f"{extra.get('images', '?')} target test slices, {n_pert} perturbations x "
-            f"{extra.get('severities', '?')} severities; metrics: {metrics}."
+            f"{cal.images if cal.images is not None else '?'} target test slices, {len(perturbations)} "
+            f"perturbations x {int(table.severity.max())} severities; metrics: {metrics}."
         ))  # fmt: skip
         cal.summary.to_csv(tables / f"calibration_{name}.csv", index=False)
+        table.to_csv(tables / f"calibration_{name}_scores.csv", index=False, float_format="%.10g")
         blocks.append(T.frame_to_html(_display(cal.summary), f"Calibration of the metrics on {name}"))
-        for family in FAMILIES:
-            src = cal.folder / "figures" / f"response_{family}.png"
-            if src.is_file():
-                dst = figures / f"calibration_{name}_{family}.png"
-                shutil.copyfile(src, dst)
-                caption = f"{name}: normalised response of each metric to {family} perturbations by severity."
-                blocks.append(P.figure_html(P.Figure(dst, caption)))
+        for path in response_figures(responses(table), figures, f"{name}:", stem=f"calibration_{name}"):
+            family = path.stem.rsplit("_", 1)[-1]
+            caption = f"{name}: normalised response of each metric to {family} perturbations by severity."
+            blocks.append(P.figure_html(P.Figure(path, caption)))
     if len(blocks) == 1:
         blocks.append("<p>No calibration in this run (switched off by the study, or not run yet).</p>")
     return blocks

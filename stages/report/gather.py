@@ -14,9 +14,11 @@ from medtrans.shared.catalogue import metrics as catalogue
 from medtrans.shared.config import StudyConfig
 from medtrans.shared.layout import RunLayout
 from medtrans.shared.manifest import Manifest, ManifestError, read_manifest
+from medtrans.stages.report.calibration_analysis import long_table, summarise
 
 BASELINES_SEGMENT = ("target", "source")  # upper bound, lower bound
 BASELINES_METRICS = ("source", "target_train")  # domain gap, real-vs-real floor
+CALIBRATION = "calibration.csv"  # segment's and metrics' scores of the calibration sets
 
 
 def _complete(folder: Path) -> Manifest | None:
@@ -113,25 +115,30 @@ class MetricsData:
 
 @dataclass
 class CalibrationData:
-    """calibrate/<task>/: its per-metric summary (calibration.csv stays in the folder)."""
+    """The scores of a task's calibration sets: metrics/<task>/calibration.csv joined with
+    segment/<task>/calibration.csv (`calibration_analysis.long_table`), and its per-metric summary."""
 
-    folder: Path
-    manifest: Manifest
+    table: pd.DataFrame
     summary: pd.DataFrame
+    images: int | None  # calibrated slices (the metrics manifest records them)
 
 
-def read_calibration(folder: Path, manifest: Manifest | None, missing: list[str], label: str):
-    """calibrate/<task>/ when complete, else None and a line in `missing`."""
-    if manifest is None:
-        missing.append(
-            f"{label}: no complete manifest; no calibration for this task (run `medtrans calibrate`)"
-        )
+def read_calibration(
+    segment: SegmentData | None, metrics: MetricsData | None, missing: list[str], label: str
+) -> CalibrationData | None:
+    """The calibration scores of one task when metrics scored its calibration sets, else None and a
+    line in `missing`; without segment's Dice the Dice columns stay empty."""
+    scores = _read_csv(metrics.folder / CALIBRATION, dtype={"set": str}) if metrics is not None else None
+    if scores is None:
+        missing.append(f"{label}: no metrics/{label.split('/')[-1]}/{CALIBRATION}; no calibration for this "
+                       "task (run `medtrans calibrate` and `medtrans metrics`)")  # fmt: skip
         return None
-    path = folder / "summary.csv"
-    if not path.is_file():
-        missing.append(f"{label}: summary.csv missing although the manifest is complete")
-        return None
-    return CalibrationData(folder, manifest, pd.read_csv(path, keep_default_na=False))
+    dice = _read_csv(segment.folder / CALIBRATION, dtype={"set": str}) if segment is not None else None
+    if dice is None:
+        missing.append(f"{label}: no segment/{label.split('/')[-1]}/{CALIBRATION}; calibration without Dice")
+    table = long_table(scores, dice)
+    images = (metrics.manifest.extra.get("calibration") or {}).get("images")
+    return CalibrationData(table, summarise(table), images)
 
 
 @dataclass
@@ -178,8 +185,6 @@ class RunData:
                 folders.append(t.segment.folder)
             if t.metrics is not None:
                 folders.append(t.metrics.folder)
-            if t.calibration is not None:
-                folders.append(t.calibration.folder)
         return folders
 
     def manifests(self) -> list[tuple[str, Path, Manifest]]:
@@ -195,8 +200,6 @@ class RunData:
                 out.append((f"segment/{name}", t.segment.folder, t.segment.manifest))
             if t.metrics is not None:
                 out.append((f"metrics/{name}", t.metrics.folder, t.metrics.manifest))
-            if t.calibration is not None:
-                out.append((f"calibrate/{name}", t.calibration.folder, t.calibration.manifest))
         return out
 
 
@@ -292,8 +295,7 @@ def gather(study: StudyConfig, layout: RunLayout, only: list[Path] | None = None
         t.segment = _segment(layout.segment(name), missing, f"segment/{name}", complete_manifest)
         t.metrics = _metrics(layout.metrics(name), missing, f"metrics/{name}", complete_manifest)
         if study.calibrate.enabled:
-            folder = layout.calibrate(name)
-            t.calibration = read_calibration(folder, complete_manifest(folder), missing, f"calibrate/{name}")
+            t.calibration = read_calibration(t.segment, t.metrics, missing, f"calibration/{name}")
         for model in t.translators:
             if t.segment is not None and model not in t.segment.sets():
                 missing.append(f"segment/{name}: no Dice for {model} (segment ran before it finished; rerun)")

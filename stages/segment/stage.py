@@ -4,7 +4,9 @@ every translator's translated test set (scored against the masks of the source s
 
 One unit per task, output `segment/<task>/`. The translators are found at plan time (each
 `translate/<task>/<model>/` with a complete manifest) and are inputs of the unit, so a new
-or retrained translator makes the unit stale and it re-runs.
+or retrained translator makes the unit stale and it re-runs. When the study calibrates
+(`calibrate.enabled`), calibrate/<task> is an input too and the unit also scores its calibration
+sets with the same UNet (calibration.csv; `calibration`), found at plan time like translators.
 """
 
 import functools
@@ -14,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from medtrans.shared.calibration import CalibrationSets, calibration_input
 from medtrans.shared.config import StudyConfig, StudyError
 from medtrans.shared.config.translate import MODELS
 from medtrans.shared.dataset import IndexError_, SliceIndex
@@ -23,6 +26,7 @@ from medtrans.shared.layout import RunLayout
 from medtrans.shared.log import get_logger
 from medtrans.shared.seeding import derive_seed, seed_everything
 from medtrans.shared.stage import StageInputError, Unit, UnitContext, complete_translators
+from medtrans.stages.segment import calibration
 from medtrans.stages.segment.data import ImageSet, check_translated, load_split, load_translated
 from medtrans.stages.segment.model import build_unet, check_size, predict
 from medtrans.stages.segment.plots import plot_training
@@ -51,6 +55,8 @@ def plan(study: StudyConfig, layout: RunLayout, tasks: tuple[str, ...] | None = 
             continue
         models = translators(layout, task)
         inputs = [layout.preprocess(task)] + [layout.translate(task, m) for m in models]
+        cal_sets = calibration_input(study.calibrate.enabled, layout, task, STAGE)
+        inputs += [cal_sets] if cal_sets else []
         seed = derive_seed(study.seed, STAGE, task)
         units.append(
             Unit(
@@ -62,8 +68,10 @@ def plan(study: StudyConfig, layout: RunLayout, tasks: tuple[str, ...] | None = 
                     "structures": list(study.tasks[task].structures),
                     "image_size": study.preprocess.image_size,
                     "seed": study.seed,
+                    # absent without calibration: the config digest as before calibration existed
+                    **({"calibration": True} if cal_sets else {}),
                 },
-                build=functools.partial(_build, study=study, task=task, models=models),
+                build=functools.partial(_build, study=study, task=task, models=models, cal_sets=cal_sets),
                 inputs=inputs,
                 version=VERSION,
                 seeds={"study": study.seed, "segment": seed},
@@ -88,7 +96,9 @@ def _eval_sets(index: SliceIndex, layout: RunLayout, task: str, models: list[str
     return sets
 
 
-def _build(ctx: UnitContext, study: StudyConfig, task: str, models: list[str]) -> None:
+def _build(
+    ctx: UnitContext, study: StudyConfig, task: str, models: list[str], cal_sets: Path | None = None
+) -> None:
     structures = tuple(study.tasks[task].structures)
     k, size = len(structures), study.preprocess.image_size
     try:
@@ -106,6 +116,11 @@ def _build(ctx: UnitContext, study: StudyConfig, task: str, models: list[str]) -
     )
     model, result = _train_unet(ctx, study, task, train_set, val_set, device)
     summary = _score_sets(ctx, study, task, model, eval_sets, device)
+    if cal_sets is not None:
+        sets = CalibrationSets.read(ctx.layout, task)
+        table = calibration.score_calibration(sets, model, size, k, device, study.segment.batch_size)
+        table.to_csv(ctx.work / calibration.TABLE, index=False, float_format=FLOAT)
+        ctx.extra["calibration_sets"] = len(sets.perturbed)
     shutil.rmtree(ctx.work / CHECKPOINT.parent, ignore_errors=True)  # model.pt holds the best weights
     means = summary[(summary.structure == MEAN) & (summary.metric == "dice")]
     ctx.extra.update(

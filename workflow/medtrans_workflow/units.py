@@ -88,17 +88,17 @@ def jobs(study: StudyConfig) -> list[Job]:
 
 
 def upstream(job: Job, study: StudyConfig) -> list[Job]:
-    """The units whose manifests the unit reads: a translator its task's preprocess; segment and
-    metrics of a task every translator of that task; calibrate its task's preprocess and segment;
-    the report every other unit."""
+    """The units whose manifests the unit reads: a translator and calibrate their task's preprocess;
+    segment and metrics of a task every translator of that task, and its calibration sets when the
+    study calibrates; the report every other unit."""
     if job.stage == "preprocess":
         return []
-    if job.stage == "translate":
+    if job.stage in ("translate", "calibrate"):
         return [Job("preprocess", job.task)]
-    if job.stage == "calibrate":
-        return [Job("preprocess", job.task), Job("segment", job.task)]
     if job.stage in ("segment", "metrics"):
-        return [Job("preprocess", job.task)] + [Job("translate", job.task, m) for m in study.translate.models]
+        calibration = [Job("calibrate", job.task)] if study.calibrate.enabled else []
+        translated = [Job("translate", job.task, m) for m in study.translate.models]
+        return [Job("preprocess", job.task), *translated, *calibration]
     return [j for j in jobs(study) if j.stage != "report"]
 
 

@@ -16,12 +16,12 @@ from medtrans.shared.catalogue import metrics as catalogue  # noqa: E402
 from medtrans.shared.catalogue.perturbations import FAMILIES  # noqa: E402
 
 
-def figure_name(family: str) -> str:
-    return f"response_{family}.png"
+def figure_name(family: str, stem: str = "response") -> str:
+    return f"{stem}_{family}.png"
 
 
-def response_figures(resp: pd.DataFrame, folder: Path, title: str = "") -> list[Path]:
-    """response_<family>.png for each family with rows; the paths written."""
+def response_figures(resp: pd.DataFrame, folder: Path, title: str = "", stem: str = "response") -> list[Path]:
+    """<stem>_<family>.png for each family with rows; the paths written."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for family in FAMILIES:
@@ -46,7 +46,7 @@ def response_figures(resp: pd.DataFrame, folder: Path, title: str = "") -> list[
         fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=7, frameon=False)
         fig.suptitle(f"{title} {family} perturbations".strip(), fontsize=10)
         fig.tight_layout(rect=(0, 0.08, 1, 0.95))
-        path = folder / figure_name(family)
+        path = folder / figure_name(family, stem)
         fig.savefig(path, dpi=100, metadata={"Software": None})
         plt.close(fig)
         paths.append(path)

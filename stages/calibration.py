@@ -1,5 +1,10 @@
 """`medtrans calibrate`: the calibration suite on any folder of real images (`medtrans calibrate
-REAL [--masks MASKS] [--out DIR]`), or, with --study, the pipeline's stage (`calibrate/<task>`)."""
+REAL [--masks MASKS] [--out DIR]`), or, with --study, the pipeline's stage (`calibrate/<task>`: the
+calibration sets, which segment and metrics then score).
+
+The command layer, so it may import every stage: a folder is perturbed by the calibrate stage's
+functions, scored by the metrics stage's `Calibrator` and the segment stage's `UNetDice` (the
+functions the pipeline's units score calibration sets with), and summarised by the report's."""
 
 from __future__ import annotations
 
@@ -9,24 +14,31 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
+import pandas as pd
 import typer
 
 from medtrans.shared.catalogue import metrics as metric_catalogue
 from medtrans.shared.catalogue import perturbations as catalogue
 from medtrans.shared.cli import ForceOpt, RunOpt, UserError, friendly, open_study
 from medtrans.shared.device import resolve_device
+from medtrans.shared.log import progress
 from medtrans.shared.seeding import derive_seed, rng
-from medtrans.stages.calibrate.dice import CheckpointError, UNetDice
-from medtrans.stages.calibrate.folder import read_masks
-from medtrans.stages.calibrate.outputs import write_outputs
-from medtrans.stages.calibrate.score import CalibrationSettings, Calibrator
-from medtrans.stages.calibrate.suite import Suite, run_suite, usable
+from medtrans.stages.calibrate.perturb import NEEDS_MASK, perturb_set
+from medtrans.stages.calibration_masks import read_masks
+from medtrans.stages.metrics.calibration import CalibrationSettings, Calibrator
 from medtrans.stages.metrics.extract import Network, locate_network
 from medtrans.stages.metrics.images import PLANES, FolderError, Windowing, load_folder
 from medtrans.stages.metrics.pipeline import FeatureSettings
 from medtrans.stages.metrics.scoring import ScoreSettings
 from medtrans.stages.metrics.swd import SWDParams
 from medtrans.stages.metrics.weights import WeightsMismatch
+from medtrans.stages.report.calibration_analysis import COLUMNS, responses, summarise
+from medtrans.stages.report.calibration_figures import response_figures
+from medtrans.stages.segment.calibration import CheckpointError, UNetDice
+
+FLOAT = "%.10g"
+TABLE, SUMMARY, FIGURES = "calibration.csv", "summary.csv", "figures"
+NONE = "none"  # the perturbation name of the unperturbed rows
 
 
 def _names(text: str, known: tuple[str, ...], what: str) -> tuple[str, ...]:
@@ -59,19 +71,66 @@ def calibrate_folder(real: Path, masks: Path | None, out: Path, unet: Path | Non
                       swd_seed=derive_seed(seed, "swd", "directions"), device=str(device)),
         o["nhood_sizes"], seed,
     )  # fmt: skip
-    suite = Suite(o["perturbations"], o["severities"], seed)
+    perturbations = usable(o["perturbations"], labels is not None)
     calibrator = Calibrator(images.images, images.names, settings, network)
-    table = run_suite(suite, images.images, labels, calibrator, model, what=real.name)
+    table = run_suite(
+        perturbations, o["severities"], seed, images.images, labels, calibrator, model, real.name
+    )
     summary = write_outputs(table, out, title=f"{real.name}:")
     record = {
         "real": str(real), "masks": str(masks) if masks else None, "unet": str(unet) if unet else None,
         "n": len(images), "names": images.names,
-        "perturbations": list(usable(suite.perturbations, labels is not None)),
-        "severities": suite.severities, "metrics": list(metrics), "nhood_sizes": list(o["nhood_sizes"]),
+        "perturbations": list(perturbations), "severities": o["severities"], "metrics": list(metrics),
+        "nhood_sizes": list(o["nhood_sizes"]),
         "seed": o["seed"], "network": network.describe(),
     }  # fmt: skip
     (out / "settings.json").write_text(json.dumps(record, indent=2) + "\n")
     return {"settings": record, "summary": summary}
+
+
+def usable(perturbations: tuple[str, ...], has_masks: bool) -> tuple[str, ...]:
+    """The perturbations that can run: structure edits need masks."""
+    return tuple(p for p in perturbations if has_masks or p not in NEEDS_MASK)
+
+
+def _dice(unet: UNetDice | None, images: np.ndarray, masks: np.ndarray | None, original: np.ndarray | None):
+    if unet is None or masks is None or original is None:
+        return None, None
+    labels = unet.predict(images)
+    return unet.dice(labels, masks), unet.dice(labels, original)
+
+
+def _rows(name: str, severity: int, values: dict, dice: tuple) -> list[tuple]:
+    family = catalogue.family(name) if name != NONE else NONE
+    return [(name, family, severity, metric, v, *dice, note) for metric, (v, note) in values.items()]
+
+
+def run_suite(
+    perturbations: tuple[str, ...], severities: int, seed: int, images: np.ndarray, masks: np.ndarray | None,
+    calibrator: Calibrator, unet: UNetDice | None, what: str = "",
+) -> pd.DataFrame:  # fmt: skip
+    """The long table (report.calibration_analysis.COLUMNS) of one folder: every perturbation at
+    every severity, one feature pass per perturbation."""
+    rows = _rows(NONE, 0, calibrator.reference_scores(), _dice(unet, images, masks, masks))
+    for name in progress(perturbations, desc=f"calibrate {what}".strip(), unit="perturbation"):
+        perturbed = [perturb_set(images, masks, name, s, severities, seed) for s in range(1, severities + 1)]
+        scores = calibrator.score([(f"{name}/{s}", p[0]) for s, p in enumerate(perturbed, 1)])
+        for s, ((pimages, pmasks), values) in enumerate(zip(perturbed, scores, strict=True), 1):
+            rows += _rows(name, s, values, _dice(unet, pimages, pmasks, masks))
+    table = pd.DataFrame(rows, columns=list(COLUMNS))
+    for col in ("value", "dice_perturbed_gt", "dice_original_gt"):
+        table[col] = pd.to_numeric(table[col], errors="coerce")
+    return table
+
+
+def write_outputs(table: pd.DataFrame, folder: Path, title: str = "") -> pd.DataFrame:
+    """calibration.csv, summary.csv and figures/ of one calibrated folder; returns the summary."""
+    folder.mkdir(parents=True, exist_ok=True)
+    table.to_csv(folder / TABLE, index=False, float_format=FLOAT)
+    summary = summarise(table)
+    summary.to_csv(folder / SUMMARY, index=False, float_format=FLOAT)
+    response_figures(responses(table), folder / FIGURES, title)
+    return summary
 
 
 def _stage(study: Path, run: Path | None, force: bool, task: list[str] | None) -> None:
@@ -124,7 +183,8 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Perturb real images with known effect on anatomy and score every metric (and a UNet's
-        Dice) against the unperturbed set; with --study, the calibrate stage of a run."""
+        Dice) against the unperturbed set; with --study, the calibrate stage of a run (its
+        calibration sets, which `medtrans segment` and `medtrans metrics` then score)."""
         if study is not None:
             return _stage(study, run, force, task)
         if real is None:

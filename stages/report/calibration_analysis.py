@@ -1,4 +1,6 @@
-"""Per metric, from calibration.csv: how monotonic it is in severity within each family, and how
+"""Per metric, from the calibration long table (`long_table`: metrics/<task>/calibration.csv joined
+with segment/<task>/calibration.csv on the set, or what `medtrans calibrate REAL` scored): how
+monotonic it is in severity within each family, and how
 much more it responds to anatomy changes than to appearance changes (README, Calibration).
 
 Response r(p, s) of a metric to perturbation p at severity s: its change from the unperturbed
@@ -25,10 +27,29 @@ from scipy import stats
 from medtrans.shared.catalogue import metrics as catalogue
 from medtrans.shared.catalogue.perturbations import FAMILIES
 
+COLUMNS = (
+    "perturbation", "family", "severity", "metric", "value", "dice_perturbed_gt", "dice_original_gt", "note",
+)  # fmt: skip
 SUMMARY_COLUMNS = (
     "metric", "label", "direction", "monotonicity_appearance", "monotonicity_anatomy", "response_appearance",
     "response_anatomy", "asi_severity", "slope_appearance", "slope_anatomy", "asi_dice", "note",
 )  # fmt: skip
+
+
+def long_table(scores: pd.DataFrame, dice: pd.DataFrame | None) -> pd.DataFrame:
+    """One row per set and metric (COLUMNS): the metric scores of each calibration set (columns set,
+    perturbation, family, severity, metric, value, note) with the Dice of the same set (set,
+    dice_perturbed_gt, dice_original_gt; None: no Dice, the columns empty)."""
+    table = scores.copy()
+    if dice is not None:
+        table = table.merge(dice[["set", "dice_perturbed_gt", "dice_original_gt"]], on="set", how="left")
+    else:
+        table["dice_perturbed_gt"] = table["dice_original_gt"] = np.nan
+    table["note"] = table["note"].fillna("").astype(str)
+    for col in ("value", "dice_perturbed_gt", "dice_original_gt"):
+        table[col] = pd.to_numeric(table[col], errors="coerce")
+    table["severity"] = table["severity"].astype(int)
+    return table[list(COLUMNS)].reset_index(drop=True)
 
 
 def responses(table: pd.DataFrame) -> pd.DataFrame:

@@ -97,8 +97,10 @@ class CalibrationSets:
             raise StageInputError(f"{path}: unreadable ({err}); run `medtrans calibrate --study <study>`") \
                 from None  # fmt: skip
         if tuple(table.columns) != COLUMNS or table.empty or table.set.iloc[0] != NONE:
-            raise StageInputError(f"{path}: not a calibration set table (columns {', '.join(COLUMNS)}, "
-                                  f"set {NONE!r} first); rerun `medtrans calibrate --study <study> --force`")
+            raise StageInputError(
+                f"{path}: not a calibration set table (columns {', '.join(COLUMNS)}, "
+                f"set {NONE!r} first); rerun `medtrans calibrate --study <study> --force`"
+            )
         sets = []
         for name, rows in table.groupby("set", sort=False):
             first = rows.iloc[0]

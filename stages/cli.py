@@ -200,6 +200,7 @@ _stage_command(
     "report", "Correlate perceptual metrics with Dice; tables, figures and report.html.", per_task=False
 )
 
+
 def _unavailable(name: str, extra: str, missing: str) -> None:
     def command() -> None:
         typer.secho(

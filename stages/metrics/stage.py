@@ -112,7 +112,8 @@ def plan(study: StudyConfig, layout: RunLayout, tasks: tuple[str, ...] | None = 
                 build=functools.partial(
                     _build, study=study, task=task, models=models, network=network, calibrate=bool(sets)
                 ),
-                inputs=[layout.preprocess(task)] + [layout.translate(task, m) for m in models]
+                inputs=[layout.preprocess(task)]
+                + [layout.translate(task, m) for m in models]
                 + ([sets] if sets else []),
                 version=VERSION,
                 seeds={"study": study.seed, "swd": derive_seed(study.seed, STAGE, task, "swd")},

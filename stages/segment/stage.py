@@ -111,7 +111,11 @@ def _build(
     device = resolve_device(study.device)
     log.info(
         "segment/%s: UNet %s on %s, %d train / %d val slices, sets: %s",
-        task, list(study.segment.channels), device, len(train_set), len(val_set),
+        task,
+        list(study.segment.channels),
+        device,
+        len(train_set),
+        len(val_set),
         ", ".join(s.name for s in eval_sets),
     )
     model, result = _train_unet(ctx, study, task, train_set, val_set, device)
@@ -146,13 +150,26 @@ def _train_unet(
     seed_everything(seed)
     model = build_unet(cfg, len(structures)).to(device)
     result = train(
-        model, train_set, val_set, cfg, len(structures), device, seed, ctx.work, ctx.resumed,
+        model,
+        train_set,
+        val_set,
+        cfg,
+        len(structures),
+        device,
+        seed,
+        ctx.work,
+        ctx.resumed,
         desc=f"segment {task}",
     )
     model.load_state_dict(result.best_state)
     torch.save(
-        {"state_dict": model.state_dict(), "epoch": result.best_epoch, "val_dice": result.best_dice,
-         "structures": structures, "config": study.part("segment")},
+        {
+            "state_dict": model.state_dict(),
+            "epoch": result.best_epoch,
+            "val_dice": result.best_dice,
+            "structures": structures,
+            "config": study.part("segment"),
+        },
         ctx.work / "model.pt",
     )
     history = pd.DataFrame(result.history, columns=list(HISTORY_COLUMNS))
@@ -164,8 +181,10 @@ def _train_unet(
 def _score_sets(ctx: UnitContext, study: StudyConfig, task: str, model, eval_sets: list[ImageSet], device):
     """dice.csv (per image and structure) and summary.csv (bootstrap means) over every set."""
     cfg, structures = study.segment, tuple(study.tasks[task].structures)
-    tables = [_score_set(model, s, ctx.work, structures, device, cfg.batch_size, cfg.hd_percentile)
-              for s in eval_sets]
+    tables = [
+        _score_set(model, s, ctx.work, structures, device, cfg.batch_size, cfg.hd_percentile)
+        for s in eval_sets
+    ]
     dice = pd.concat(tables, ignore_index=True)
     dice.to_csv(ctx.work / "dice.csv", index=False, float_format=FLOAT)
     summary = summarize(dice, study.seed, task, cfg.bootstrap)

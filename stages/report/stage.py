@@ -8,6 +8,7 @@ rebuilt) as soon as it exists.
 
 import shutil
 from functools import partial
+from pathlib import Path
 
 import pandas as pd
 
@@ -77,47 +78,14 @@ def _build(study: StudyConfig, ctx: UnitContext) -> None:
     out = S.Out(work / "tables", work / "figures")
     out.tables.mkdir()
     out.figures.mkdir()
-
-    analysis.correlations.to_csv(work / "correlations.csv", index=False, float_format=S.FLOAT)
-    analysis.correlations.to_csv(out.tables / "correlations.csv", index=False, float_format=S.FLOAT)
-    analysis.ranks.to_csv(out.tables / "rank_agreement.csv", index=False, float_format=S.FLOAT)
-    analysis.verdicts.to_csv(out.tables / "agreement.csv", index=False)
-    unavailable = pd.DataFrame(unavailable_metrics(run), columns=["task", "set", "metric", "note"])
-    unavailable.to_csv(out.tables / "unavailable_metrics.csv", index=False)
-
+    unavailable = _write_tables(work, out, run, analysis)
     notes = S.caveats(study, run, cfg.pooled)
     digest_ = study_digest(study)
-    page = P.Page(title=f"medtrans report: {study.name}")
-    display = {}
-    for name, task in run.tasks.items():
-        display[name], blocks = S.task_section(task, run, analysis, out, cfg.grid_slices)
-        page.sections.append(
-            (f"task-{name}", f"Task {name}: {task.source_domain} → {task.target_domain}", blocks)
-        )
-    page.sections += [
-        ("pooled", "Across tasks", S.pooled_section(analysis, out)),
-        ("calibration", "Calibration", calibration_section(run.tasks, out.figures, out.tables)),
-        ("caveats", "Caveats", [P.bullet_list(notes)]),
-        ("missing", "Missing and unavailable", S.missing_section(run, analysis, unavailable)),
-        ("provenance", "Provenance", S.provenance_section(study, run, digest_)),
-        ("appendix", "Appendix: all numbers", S.appendix_section(run, analysis)),
-    ]
-    first = notes[: 2 if study.profile == "demo" else 1]  # the demo warning and the few-points caveat
-    page.headline = [
-        '<div class="box"><b>In short.</b>' + P.bullet_list(P.headline_sentences(analysis)) + "</div>",
-        *(P.paragraph(n, "warn") for n in first),
-    ]
-    if run.missing:
-        page.headline.append(
-            P.paragraph(
-                f"Partial run: {len(run.missing)} upstream output(s) missing; see 'Missing and unavailable'.",
-                "warn",
-            )
-        )
+    page, display = _page(study, run, analysis, out, notes, unavailable, digest_)
     (work / "report.html").write_text(P.render(page), encoding="utf-8")
+    first = _first_notes(study, notes)
     summary = P.summary_markdown(study.name, digest_, run, analysis, display, " ".join(first))
     (work / "summary.md").write_text(summary, encoding="utf-8")
-
     ctx.extra.update(
         {
             "tasks": {n: t.rows() for n, t in run.tasks.items()},
@@ -133,3 +101,52 @@ def _build(study: StudyConfig, ctx: UnitContext) -> None:
         len(run.missing),
         ctx.layout.report() / "report.html",
     )
+
+
+def _write_tables(work: Path, out: S.Out, run, analysis) -> pd.DataFrame:
+    """The report's CSV tables; returns the metrics that could not be computed (also a table)."""
+    analysis.correlations.to_csv(work / "correlations.csv", index=False, float_format=S.FLOAT)
+    analysis.correlations.to_csv(out.tables / "correlations.csv", index=False, float_format=S.FLOAT)
+    analysis.ranks.to_csv(out.tables / "rank_agreement.csv", index=False, float_format=S.FLOAT)
+    analysis.verdicts.to_csv(out.tables / "agreement.csv", index=False)
+    unavailable = pd.DataFrame(unavailable_metrics(run), columns=["task", "set", "metric", "note"])
+    unavailable.to_csv(out.tables / "unavailable_metrics.csv", index=False)
+    return unavailable
+
+
+def _first_notes(study: StudyConfig, notes: list[str]) -> list[str]:
+    """The caveats the headline repeats: the demo warning and the few-points caveat."""
+    return notes[: 2 if study.profile == "demo" else 1]
+
+
+def _page(
+    study: StudyConfig, run, analysis, out: S.Out, notes: list[str], unavailable: pd.DataFrame, digest_: str
+) -> tuple[P.Page, dict]:
+    """The HTML page (a section per task, then the cross-task ones) and each task's display names."""
+    page = P.Page(title=f"medtrans report: {study.name}")
+    display = {}
+    for name, task in run.tasks.items():
+        display[name], blocks = S.task_section(task, run, analysis, out, study.report.grid_slices)
+        page.sections.append(
+            (f"task-{name}", f"Task {name}: {task.source_domain} → {task.target_domain}", blocks)
+        )
+    page.sections += [
+        ("pooled", "Across tasks", S.pooled_section(analysis, out)),
+        ("calibration", "Calibration", calibration_section(run.tasks, out.figures, out.tables)),
+        ("caveats", "Caveats", [P.bullet_list(notes)]),
+        ("missing", "Missing and unavailable", S.missing_section(run, analysis, unavailable)),
+        ("provenance", "Provenance", S.provenance_section(study, run, digest_)),
+        ("appendix", "Appendix: all numbers", S.appendix_section(run, analysis)),
+    ]
+    page.headline = [
+        '<div class="box"><b>In short.</b>' + P.bullet_list(P.headline_sentences(analysis)) + "</div>",
+        *(P.paragraph(n, "warn") for n in _first_notes(study, notes)),
+    ]
+    if run.missing:
+        page.headline.append(
+            P.paragraph(
+                f"Partial run: {len(run.missing)} upstream output(s) missing; see 'Missing and unavailable'.",
+                "warn",
+            )
+        )
+    return page, display

@@ -146,41 +146,51 @@ def _stage(study: Path, run: Path | None, force: bool, task: list[str] | None) -
         typer.echo(f"{o.result:8s} {o.unit} ({o.seconds:.1f}s)")
 
 
+RealArg = Annotated[Path | None, typer.Argument(help="Folder of real target-domain images.")]
+MasksOpt = Annotated[Path | None, typer.Option(help="Folder of label masks named like the images.")]
+OutOpt = Annotated[Path, typer.Option(help="Output folder.")]
+UnetOpt = Annotated[Path | None, typer.Option(help="A segment/<task>/model.pt, for Dice (needs --masks).")]
+ListOpt = Annotated[str, typer.Option(help="Comma-separated.")]
+SeveritiesOpt = Annotated[int, typer.Option(min=3, max=20, help="Graded severities each.")]
+ImagesOpt = Annotated[int, typer.Option(min=0, help="A seeded draw of this many images (0: all).")]
+NhoodOpt = Annotated[str, typer.Option(help="SWD neighbourhood sizes.")]
+WeightsOpt = Annotated[Path | None, typer.Option(help="Folder with the Inception weights.")]
+PlaneOpt = Annotated[str, typer.Option(help="Slicing plane for volumes.")]
+ModalityOpt = Annotated[str, typer.Option(help="Windowing of volumes: auto, MR or CT.")]
+SizeOpt = Annotated[int | None, typer.Option(help="Resize every slice to SIZE x SIZE.")]
+SeedOpt = Annotated[int, typer.Option(help="Seed of every random choice.")]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
+CacheOpt = Annotated[Path | None, typer.Option(help="Folder caching FRD features by image sha256.")]
+FrdWorkersOpt = Annotated[int, typer.Option(min=0, help="FRD processes (0: one per CPU).")]
+StudyOpt = Annotated[Path | None, typer.Option("--study", "-s", help="Run the pipeline's stage instead.")]
+TaskOpt = Annotated[list[str] | None, typer.Option("--task", "-t", help="With --study: only this task.")]
+
+
 def register(app: typer.Typer) -> None:
     @app.command("calibrate")
     @friendly
     def calibrate_cmd(
-        real: Annotated[Path | None, typer.Argument(help="Folder of real target-domain images.")] = None,
-        masks: Annotated[
-            Path | None, typer.Option(help="Folder of label masks named like the images.")
-        ] = None,
-        out: Annotated[Path, typer.Option(help="Output folder.")] = Path("calibration"),
-        unet: Annotated[
-            Path | None, typer.Option(help="A segment/<task>/model.pt, for Dice (needs --masks).")
-        ] = None,
-        perturbations: Annotated[str, typer.Option(help="Comma-separated.")] = ",".join(catalogue.names()),
-        severities: Annotated[int, typer.Option(min=3, max=20, help="Graded severities each.")] = 5,
-        images: Annotated[int, typer.Option(min=0, help="A seeded draw of this many images (0: all).")] = 0,
-        metrics: Annotated[str, typer.Option(help="Comma-separated.")] = ",".join(metric_catalogue.names()),
-        nhood_sizes: Annotated[str, typer.Option(help="SWD neighbourhood sizes.")] = "3,5,7,9,11",
-        weights: Annotated[Path | None, typer.Option(help="Folder with the Inception weights.")] = None,
-        plane: Annotated[str, typer.Option(help="Slicing plane for volumes.")] = "axial",
-        modality: Annotated[str, typer.Option(help="Windowing of volumes: auto, MR or CT.")] = "auto",
-        size: Annotated[int | None, typer.Option(help="Resize every slice to SIZE x SIZE.")] = None,
-        seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 2020,
-        device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-        cache: Annotated[
-            Path | None, typer.Option(help="Folder caching FRD features by image sha256.")
-        ] = None,
-        frd_workers: Annotated[int, typer.Option(min=0, help="FRD processes (0: one per CPU).")] = 0,
-        study: Annotated[
-            Path | None, typer.Option("--study", "-s", help="Run the pipeline's stage instead.")
-        ] = None,
+        real: RealArg = None,
+        masks: MasksOpt = None,
+        out: OutOpt = Path("calibration"),
+        unet: UnetOpt = None,
+        perturbations: ListOpt = ",".join(catalogue.names()),
+        severities: SeveritiesOpt = 5,
+        images: ImagesOpt = 0,
+        metrics: ListOpt = ",".join(metric_catalogue.names()),
+        nhood_sizes: NhoodOpt = "3,5,7,9,11",
+        weights: WeightsOpt = None,
+        plane: PlaneOpt = "axial",
+        modality: ModalityOpt = "auto",
+        size: SizeOpt = None,
+        seed: SeedOpt = 2020,
+        device: DeviceOpt = "auto",
+        cache: CacheOpt = None,
+        frd_workers: FrdWorkersOpt = 0,
+        study: StudyOpt = None,
         run: RunOpt = None,
         force: ForceOpt = False,
-        task: Annotated[
-            list[str] | None, typer.Option("--task", "-t", help="With --study: only this task.")
-        ] = None,
+        task: TaskOpt = None,
     ) -> None:
         """Perturb real images with known effect on anatomy and score every metric (and a UNet's
         Dice) against the unperturbed set; with --study, the calibrate stage of a run (its
@@ -193,12 +203,7 @@ def register(app: typer.Typer) -> None:
             raise UserError("--unet needs --masks: Dice is computed against the masks")
         if plane not in PLANES or modality not in ("auto", "MR", "CT"):
             raise UserError(f"--plane: {'|'.join(PLANES)}; --modality: auto|MR|CT")
-        try:
-            sizes = tuple(int(k) for k in nhood_sizes.split(",") if k.strip())
-        except ValueError:
-            raise UserError(f"--nhood-sizes: odd integers, e.g. 3,5,7 (got {nhood_sizes!r})") from None
-        if not sizes or any(k < 3 or k % 2 == 0 or k > 15 for k in sizes):
-            raise UserError(f"--nhood-sizes: odd integers 3 to 15 (got {nhood_sizes!r})")
+        sizes = _nhood_sizes(nhood_sizes)
         try:
             result = calibrate_folder(
                 real, masks, out, unet, plane=plane, modality=modality, size=size, device=device, seed=seed,
@@ -210,6 +215,17 @@ def register(app: typer.Typer) -> None:
             typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
             sys.exit(2)
         _show(result, out)
+
+
+def _nhood_sizes(text: str) -> tuple[int, ...]:
+    """--nhood-sizes as odd integers from 3 to 15, or a clear error."""
+    try:
+        sizes = tuple(int(k) for k in text.split(",") if k.strip())
+    except ValueError:
+        raise UserError(f"--nhood-sizes: odd integers, e.g. 3,5,7 (got {text!r})") from None
+    if not sizes or any(k < 3 or k % 2 == 0 or k > 15 for k in sizes):
+        raise UserError(f"--nhood-sizes: odd integers 3 to 15 (got {text!r})")
+    return sizes
 
 
 def _show(result: dict, out: Path) -> None:

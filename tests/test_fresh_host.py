@@ -78,6 +78,16 @@ def _on_host(work: Path, script: str, network: str, timeout: int = 5400) -> tupl
     """Run a bash script on the fresh host (as root: the socket's owner), in its work folder."""
     args = ["docker", "run", "--rm", "--network", network, "-v", "/var/run/docker.sock:/var/run/docker.sock"]
     args += ["-v", f"{work}:{work}", "-v", f"{ROOT}:/src:ro", "-w", str(work), "-e", f"TMPDIR={work}/tmp"]
+    # a worktree's .git is a file naming the main repository's git folder: mounted where it says
+    common = subprocess.run(
+        ["git", "rev-parse", "--path-format=absolute", "--git-common-dir"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    if not common.startswith(str(ROOT) + "/"):
+        args += ["-v", f"{common}:{common}:ro"]
     for var in PIP_VARS:  # the package index this machine reaches, for the builder container
         if os.environ.get(var):
             args += ["-e", var]

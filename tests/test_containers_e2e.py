@@ -113,10 +113,17 @@ def engine(tmp_path_factory):
         log.close()
 
 
+# The containers get no thread settings from the host (torch takes the cores it sees), so the
+# local runner they are compared with must not either: OMP_NUM_THREADS=1 in the test's
+# environment gave maskgan and spade other weights than in the containers (1 thread against 2).
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
 def _sh(cmd: list[str], env: dict | None = None, timeout: int = 1800) -> float:
     t0 = time.monotonic()
+    base = {k: v for k, v in os.environ.items() if k not in THREAD_VARS}
     run = subprocess.run(
-        cmd, cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout
+        cmd, cwd=ROOT, env={**base, **(env or {})}, capture_output=True, text=True, timeout=timeout
     )
     assert run.returncode == 0, (
         f"{' '.join(cmd)} exited {run.returncode}\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"

@@ -6,9 +6,10 @@ digests equal the local runner's. Then `make archive`; every medtrans image is r
 host without any network unpacks the archive's sources, runs `make restore` and `make all`.
 
 Heavy: everything is built from nothing (no medtrans image may exist beforehand: the test
-removes them), on this project's 2-core CI machine well over the ~20 minutes CI can add, so it
-runs only with MEDTRANS_FRESH_HOST=1; then, with CI=true (or MEDTRANS_REQUIRE_DOCKER=1), a
-missing engine fails it instead of skipping. Timings go to build/docker/fresh-host-times.json.
+removes them); on this project's 2-core CI machine the first `make all` alone took 31.5 min and
+over 40 before the archive, more than CI can add, so it runs only with MEDTRANS_FRESH_HOST=1; then,
+with CI=true (or MEDTRANS_REQUIRE_DOCKER=1), a missing engine or debootstrap fails it instead of
+skipping. Timings go to build/docker/fresh-host-times.json.
 
 The fresh host is a container of the daemon it drives, so every path it hands to Docker (bind
 mounts of the checkout, the wheelhouse, the study) must mean the same on both sides: its work
@@ -78,6 +79,16 @@ def _on_host(work: Path, script: str, network: str, timeout: int = 5400) -> tupl
     """Run a bash script on the fresh host (as root: the socket's owner), in its work folder."""
     args = ["docker", "run", "--rm", "--network", network, "-v", "/var/run/docker.sock:/var/run/docker.sock"]
     args += ["-v", f"{work}:{work}", "-v", f"{ROOT}:/src:ro", "-w", str(work), "-e", f"TMPDIR={work}/tmp"]
+    # a worktree's .git is a file naming the main repository's git folder: mounted where it says
+    common = subprocess.run(
+        ["git", "rev-parse", "--path-format=absolute", "--git-common-dir"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    if not common.startswith(str(ROOT) + "/"):
+        args += ["-v", f"{common}:{common}:ro"]
     for var in PIP_VARS:  # the package index this machine reaches, for the builder container
         if os.environ.get(var):
             args += ["-e", var]

@@ -35,8 +35,16 @@ elif docker image inspect "$local_tag" >/dev/null 2>&1; then
     say "base image $pinned (official, pinned in docker/base/images.pin; restored as $local_tag)"
     echo "$local_tag"
     exit 0
-elif timeout "${PULL_TIMEOUT:-60}" docker pull -q "$pinned" >/dev/null 2>&1; then
+elif why=$(timeout "${PULL_TIMEOUT:-60}" docker pull -q "$pinned" 2>&1 >/dev/null); then
     say "a registry answers -> base image $pinned (official, pinned in docker/base/images.pin)"
+elif grep -qiE 'manifest unknown|not found|does not exist' <<< "$why"; then
+    # the registry answered but has no such digest: a wrong pin, not an offline host
+    cat >&2 <<MSG
+error: a registry answers but has no $pinned ($(head -n1 <<< "$why")).
+  Fix its line in docker/base/images.pin (the comment there says how to read the digest), or
+  build without it: make all BASE_IMAGE=debootstrap (or BASE_IMAGE=<any Debian/Ubuntu image>).
+MSG
+    exit 2
 else
     debootstrap_route "no registry answers"
     exit 0

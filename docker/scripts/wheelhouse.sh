@@ -35,15 +35,16 @@ if [ "$mode" = host ]; then
 else
     grep -v '^#' docker/constraints.txt > "$tmp/constraints.txt"
 fi
-index=()
+torch_index=""
 if [ "$TORCH_VARIANT" = cuda ]; then
     # PyPI's Linux torch wheel is the CUDA build; its CUDA runtime comes as pinned nvidia-* wheels.
     sed -i -E 's/^torch==([0-9.]+)\+cpu$/torch==\1/' "$tmp/constraints.txt"
     export PIP_FIND_LINKS=""   # a local CPU wheel folder would otherwise win (2.13.0+cpu > 2.13.0)
-elif [ "$mode" = container ] && [ -n "${TORCH_CPU_INDEX-https://download.pytorch.org/whl/cpu}" ]; then
-    # torch ...+cpu lives on PyTorch's index (TORCH_CPU_INDEX= where PIP_FIND_LINKS holds it)
-    index=(--extra-index-url "${TORCH_CPU_INDEX-https://download.pytorch.org/whl/cpu}")
+elif [ "$mode" = container ]; then
+    # torch ...+cpu lives on PyTorch's index (or in a PIP_FIND_LINKS folder; TORCH_CPU_INDEX= then)
+    torch_index=${TORCH_CPU_INDEX-https://download.pytorch.org/whl/cpu}
 fi
+torch_pin=$(grep -E '^torch==' "$tmp/constraints.txt")
 
 echo "wheelhouse: pinned wheels for medtrans[$EXTRAS] (torch $TORCH_VARIANT, $mode) -> $WH/"
 if [ "$mode" = host ]; then
@@ -52,11 +53,21 @@ if [ "$mode" = host ]; then
     echo "$venv_tag" > "$WH/PYTHON"
 else
     # a writable copy of the sources (pip builds medtrans's metadata in it), then the same two steps
+    # torch first and alone from PyTorch's index: pip asks every index for every package, and an
+    # index that does not answer costs ~10 s of retries per package (half an hour in all)
     VARIANT=$TORCH_VARIANT docker/scripts/builder.sh -v "$WH:/wheelhouse" -v "$tmp:/work" -- bash -ec '
         mkdir -p /tmp/src && cd /src && tar -c shared stages setup.py pyproject.toml README.md | tar -x -C /tmp/src
-        pip wheel --quiet '"${index[*]}"' --wheel-dir /wheelhouse --constraint /work/constraints.txt "/tmp/src[$1]"
+        if [ -n "$3" ]; then
+            pip download --quiet --no-deps --extra-index-url "$3" --dest /wheelhouse "$4" || {
+                echo "wheelhouse: $4 comes from PyTorch'"'"'s index $3, which did not give it; put the wheel in a" \
+                     "folder and set PIP_FIND_LINKS=<folder> (TORCH_CPU_INDEX= then), or TORCH_CPU_INDEX=<a mirror>" >&2
+                exit 2
+            }
+        fi
+        pip wheel --quiet --find-links /wheelhouse --wheel-dir /wheelhouse --constraint /work/constraints.txt "/tmp/src[$1]"
         pip wheel --quiet --no-deps --wheel-dir /wheelhouse/tools "$2"
-        python -c "import sys; print(\"cp%d%d\" % sys.version_info[:2])" > /wheelhouse/PYTHON' _ "$EXTRAS" "$compose_pin"
+        python -c "import sys; print(\"cp%d%d\" % sys.version_info[:2])" > /wheelhouse/PYTHON' \
+        _ "$EXTRAS" "$compose_pin" "$torch_index" "$torch_pin"
 fi
 rm -f "$WH"/medtrans-*.whl
 echo "$TORCH_VARIANT" > "$WH/TORCH_VARIANT"

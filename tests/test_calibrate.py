@@ -307,8 +307,11 @@ def test_report_has_a_calibration_section_from_the_segment_and_metrics_outputs(c
         assert (layout.report() / "figures" / f"calibration_{task}_appearance.png").is_file()
         summary = pd.read_csv(layout.report() / "tables" / f"calibration_{task}.csv")
         assert "swd_nhood3" in set(summary.metric)
+    # the scores come from segment and metrics; the sets' own folder is an input for provenance only
+    # (the report names the image that made every upstream output)
     inputs = [i.path for i in read_manifest(layout.report()).inputs]
-    assert "metrics/breast/manifest.json" in inputs and "calibrate/breast/manifest.json" not in inputs
+    assert "metrics/breast/manifest.json" in inputs and "calibrate/breast/manifest.json" in inputs
+    assert "calibrate/breast" in html.split('id="provenance"')[1]
 
 
 def test_pair_metrics_go_through_score_pairs_only_when_registered(monkeypatch):

@@ -157,6 +157,8 @@ class TaskData:
     segment: SegmentData | None = None
     metrics: MetricsData | None = None
     calibration: CalibrationData | None = None
+    calibrate: Path | None = None  # the calibration sets' folder: scored upstream, named for provenance
+    calibrate_manifest: Manifest | None = None
 
     def rows(self) -> list[str]:
         """Translated sets to report, in the study's model order (any with results anywhere)."""
@@ -185,6 +187,8 @@ class RunData:
                 folders.append(t.segment.folder)
             if t.metrics is not None:
                 folders.append(t.metrics.folder)
+            if t.calibrate is not None:
+                folders.append(t.calibrate)
         return folders
 
     def manifests(self) -> list[tuple[str, Path, Manifest]]:
@@ -200,6 +204,8 @@ class RunData:
                 out.append((f"segment/{name}", t.segment.folder, t.segment.manifest))
             if t.metrics is not None:
                 out.append((f"metrics/{name}", t.metrics.folder, t.metrics.manifest))
+            if t.calibrate is not None and t.calibrate_manifest is not None:
+                out.append((f"calibrate/{name}", t.calibrate, t.calibrate_manifest))
         return out
 
 
@@ -296,6 +302,9 @@ def gather(study: StudyConfig, layout: RunLayout, only: list[Path] | None = None
         t.metrics = _metrics(layout.metrics(name), missing, f"metrics/{name}", complete_manifest)
         if study.calibrate.enabled:
             t.calibration = read_calibration(t.segment, t.metrics, missing, f"calibration/{name}")
+            t.calibrate_manifest = complete_manifest(layout.calibrate(name))
+            if t.calibrate_manifest is not None:
+                t.calibrate = layout.calibrate(name)
         for model in t.translators:
             if t.segment is not None and model not in t.segment.sets():
                 missing.append(f"segment/{name}: no Dice for {model} (segment ran before it finished; rerun)")

@@ -27,3 +27,4 @@ def seed_everything(seed: int) -> None:
 def rng(seed: int, *names: object) -> np.random.Generator:
     """A NumPy generator for one purpose."""
     return np.random.default_rng(derive_seed(seed, *names))
+

@@ -215,17 +215,13 @@ STUDY_KINDS = {
         "tasks.spine.data.root: folder",
     ),
     "folder data csv missing": (
-        lambda t: (
-            (t / "data").mkdir()
-            or _dump(t, _study_text(t, {"kind": "folder", "root": str(t / "data"), "csv": "cases.csv"}))
-        ),
+        lambda t: (t / "data").mkdir()
+        or _dump(t, _study_text(t, {"kind": "folder", "root": str(t / "data"), "csv": "cases.csv"})),
         "tasks.spine.data.csv: file",
     ),
     "spine data folder is a file": (
-        lambda t: (
-            _touch(t / "mri", b"x")
-            or _dump(t, _study_text(t, {"kind": "spine", "mri": str(t / "mri"), "ct": str(t)}))
-        ),
+        lambda t: _touch(t / "mri", b"x")
+        or _dump(t, _study_text(t, {"kind": "spine", "mri": str(t / "mri"), "ct": str(t)})),
         "exists but is not a folder",
     ),
     "duplicate key": (
@@ -236,10 +232,8 @@ STUDY_KINDS = {
     "YAML tab indentation": (lambda t: _write(t, "name: x\n\tseed: 1\n"), "found character '\\t'"),
     "unknown key": (lambda t: _write(t, SMOKE.read_text() + "colour: red\n"), "colour: unknown key"),
     "not a mapping": (lambda t: _write(t, "- a\n- b\n"), "a study must be a mapping"),
-    "not text": (
-        lambda t: _touch(t / "study.yaml", b"\xff\xfe\x00bad") or t / "study.yaml",
-        "unreadable study file",
-    ),
+    "not text": (lambda t: _touch(t / "study.yaml", b"\xff\xfe\x00bad") or t / "study.yaml",
+                 "unreadable study file"),
     "missing study file": (lambda t: t / "absent.yaml", "no such study file"),
 }
 

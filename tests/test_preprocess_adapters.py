@@ -33,7 +33,6 @@ def _pseudonym_key(pseudonym_key_env):
     """Real-data adapters: preprocess refuses them without a pseudonym key."""
     return pseudonym_key_env
 
-
 SHAPE = (6, 32, 32)
 BREAST = {
     "source": {"name": "ge", "modality": "MR"},

@@ -30,19 +30,9 @@ def _manifest(folder: Path, stage: str, unit: list[str]) -> None:
     write_manifest(
         folder,
         Manifest(
-            stage=stage,
-            unit=unit,
-            stage_version="test",
-            code_version="test",
-            config_digest="x",
-            config={},
-            inputs=[],
-            outputs=describe_outputs(folder),
-            environment={},
-            seeds={},
-            started="t",
-            finished="t",
-            status="complete",
+            stage=stage, unit=unit, stage_version="test", code_version="test", config_digest="x",
+            config={}, inputs=[], outputs=describe_outputs(folder), environment={}, seeds={},
+            started="t", finished="t", status="complete",
         ),
     )
 
@@ -101,34 +91,17 @@ def write_translator(layout: RunLayout, task: str, model: str, drop: str | None 
 
 
 def synthetic_study(**segment):
-    seg = {
-        "channels": [8, 16, 32],
-        "strides": [2, 2],
-        "norm": "instance",
-        "batch_size": 8,
-        "max_epochs": 4,
-        "patience": 2,
-        "bootstrap": 20,
-        **segment,
-    }
-    return parse_study(
-        {
-            "name": "segtest",
-            "seed": 5,
-            "profile": "demo",
-            "device": "cpu",
-            "tasks": {
-                "twoclass": {
-                    "source": {"name": "a", "modality": "MR"},
-                    "target": {"name": "b", "modality": "MR"},
-                    "structures": ["outer", "inner"],
-                    "data": {"kind": "phantom"},
-                },
-            },
-            "preprocess": {"image_size": SIZE},
-            "segment": seg,
-        }
-    )
+    seg = {"channels": [8, 16, 32], "strides": [2, 2], "norm": "instance", "batch_size": 8, "max_epochs": 4,
+           "patience": 2, "bootstrap": 20, **segment}
+    return parse_study({
+        "name": "segtest", "seed": 5, "profile": "demo", "device": "cpu",
+        "tasks": {
+            "twoclass": {"source": {"name": "a", "modality": "MR"}, "target": {"name": "b", "modality": "MR"},
+                         "structures": ["outer", "inner"], "data": {"kind": "phantom"}},
+        },
+        "preprocess": {"image_size": SIZE},
+        "segment": seg,
+    })
 
 
 @pytest.fixture(scope="module")
@@ -164,15 +137,8 @@ def test_summary_uses_shared_bootstrap():
     from medtrans.shared.bootstrap import percentile_ci, resample_indices
 
     ids = [f"s{i}" for i in range(5)]
-    table = pd.DataFrame(
-        {
-            "set": "target",
-            "slice_id": ids[::-1],
-            "structure": "mean",
-            "dice": [0.1, 0.5, 0.2, 0.9, 0.7],
-            "hd95": [1, 2, 3, 4, 5],
-        }
-    )
+    table = pd.DataFrame({"set": "target", "slice_id": ids[::-1], "structure": "mean",
+                          "dice": [0.1, 0.5, 0.2, 0.9, 0.7], "hd95": [1, 2, 3, 4, 5]})
     out = summarize(table, 3, "t", 50).set_index("metric")
     values = np.array([0.7, 0.9, 0.2, 0.5, 0.1])  # sorted by slice id
     lo, hi = percentile_ci(values[resample_indices(3, "t", 5, 50)].mean(axis=1))
@@ -241,9 +207,7 @@ def test_outputs_follow_the_format(segmented):
     assert not (out / ".checkpoint").exists()
     manifest = json.loads((out / "manifest.json").read_text())
     assert [i["path"] for i in manifest["inputs"]] == [
-        "preprocess/twoclass/manifest.json",
-        "translate/twoclass/unsb/manifest.json",
-    ]
+        "preprocess/twoclass/manifest.json", "translate/twoclass/unsb/manifest.json"]
     # the synthetic target domain is easy: the model must have learnt it
     means = summary[(summary.structure == "mean") & (summary.metric == "dice")].set_index("set")["mean"]
     assert means["target"] > 0.8

@@ -62,4 +62,6 @@ class FolderSource(Config):
     csv: Path
 
 
-DataSource = Annotated[PhantomSource | DBCSource | SpineSource | FolderSource, Field(discriminator="kind")]
+DataSource = Annotated[
+    PhantomSource | DBCSource | SpineSource | FolderSource, Field(discriminator="kind")
+]

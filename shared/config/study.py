@@ -103,7 +103,9 @@ _UNION_TAGS = {"phantom", "dbc", "spine", "folder"}
 
 def _field_path(loc: tuple[Any, ...]) -> str:
     """Dotted field path; drops the discriminator tag pydantic inserts after `data`."""
-    parts = [str(p) for i, p in enumerate(loc) if not (i and loc[i - 1] == "data" and p in _UNION_TAGS)]
+    parts = [
+        str(p) for i, p in enumerate(loc) if not (i and loc[i - 1] == "data" and p in _UNION_TAGS)
+    ]
     return ".".join(parts) or "(top level)"
 
 

@@ -60,9 +60,7 @@ def score_images(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 value = compute_hausdorff_distance(
-                    p1[i : i + 1, channels],
-                    r1[i : i + 1, channels],
-                    include_background=False,
+                    p1[i : i + 1, channels], r1[i : i + 1, channels], include_background=False,
                     percentile=percentile,
                 )
             hd95[i, c] = float(value.reshape(-1)[0])

@@ -136,6 +136,7 @@ def prepare(model: Translator, accel: Acceleration) -> None:
     fuse_optimizers(model.optimizers().values())
 
 
+
 @dataclass
 class _Run:
     """What every iteration of one `train` call reads."""

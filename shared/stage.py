@@ -183,7 +183,28 @@ def execute(unit: Unit, layout: RunLayout, force: bool = False) -> str:
         return "skipped"
     if current.status in ("stale", "corrupt"):
         log.info("rerun %s: %s", unit.label, current.reason)
+    partial, resumed = _open_partial(unit, refs)
 
+    # Global RNGs start from the unit's own seed, so its outputs never depend on what ran
+    # before it in the same process (the local runner) or not (a container per stage).
+    seed_everything(derive_seed(unit.config_digest_seed, *unit.name))
+    started = _now()
+    t0 = time.perf_counter()
+    ctx = UnitContext(unit=unit, layout=layout, work=partial, resumed=resumed)
+    try:
+        unit.build(ctx)
+    except StageInputError:
+        if not unit.resumable:  # refused input: nothing half-made stays behind
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
+    _seal(ctx, refs, started, seconds=time.perf_counter() - t0)
+    log.info("done %s in %.1fs", unit.label, time.perf_counter() - t0)
+    return "ran"
+
+
+def _open_partial(unit: Unit, refs: list[InputRef]) -> tuple[Path, bool]:
+    """The unit's partial folder, and whether it resumes: an interrupted run's folder is kept
+    only when it was made from the same inputs and config and the unit can resume."""
     partial = _partial(unit.out)
     key = _partial_key(unit, refs)
     resumed = False
@@ -200,20 +221,12 @@ def execute(unit: Unit, layout: RunLayout, force: bool = False) -> str:
             shutil.rmtree(partial)
     partial.mkdir(parents=True, exist_ok=True)
     (partial / PARTIAL_KEY).write_text(json.dumps(key))
+    return partial, resumed
 
-    # Global RNGs start from the unit's own seed, so its outputs never depend on what ran
-    # before it in the same process (the local runner) or not (a container per stage).
-    seed_everything(derive_seed(unit.config_digest_seed, *unit.name))
-    started = _now()
-    t0 = time.perf_counter()
-    ctx = UnitContext(unit=unit, layout=layout, work=partial, resumed=resumed)
-    try:
-        unit.build(ctx)
-    except StageInputError:
-        if not unit.resumable:  # refused input: nothing half-made stays behind
-            shutil.rmtree(partial, ignore_errors=True)
-        raise
 
+def _seal(ctx: UnitContext, refs: list[InputRef], started: str, seconds: float) -> None:
+    """Write the signed manifest of the finished partial folder and move it into place."""
+    unit, partial = ctx.unit, ctx.work
     (partial / PARTIAL_KEY).unlink()
     manifest = Manifest(
         stage=unit.stage,
@@ -229,12 +242,10 @@ def execute(unit: Unit, layout: RunLayout, force: bool = False) -> str:
         started=started,
         finished=_now(),
         status="complete",
-        extra={**ctx.extra, "seconds": round(time.perf_counter() - t0, 3)},
+        extra={**ctx.extra, "seconds": round(seconds, 3)},
     )
-    write_manifest(partial, manifest, signing_key(layout.root))
+    write_manifest(partial, manifest, signing_key(ctx.layout.root))
     _replace(partial, unit.out)
-    log.info("done %s in %.1fs", unit.label, time.perf_counter() - t0)
-    return "ran"
 
 
 def _replace(partial: Path, out: Path) -> None:

@@ -261,7 +261,7 @@ def train(
     start_iter = start_epoch * iters
 
     model.set_train(True)
-    t0, c0 = time.perf_counter(), time.process_time()
+    clock = (time.perf_counter(), time.process_time())
     bar = progress(
         range(start_iter, total_epochs * iters), desc, total=total_epochs * iters, initial=start_iter
     )
@@ -279,15 +279,22 @@ def train(
         bar.close()
     if start_epoch >= total_epochs:
         write_losses(work, losses.rows)
-    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     model.set_train(False)
-    done = max(0, total_epochs - start_epoch) * iters  # iterations run in this call
+    return _result(total_epochs, iters, start_epoch, clock, losses, last)
+
+
+def _result(
+    total_epochs: int, iters: int, start_epoch: int, clock: tuple[float, float], losses: LossLog, last: dict
+) -> LoopResult:
+    """The loop's summary; times per iteration count only the iterations this call ran."""
+    elapsed, cpu = time.perf_counter() - clock[0], time.process_time() - clock[1]
+    done = max(0, total_epochs - start_epoch) * iters
     return LoopResult(
         iterations=total_epochs * iters,
         epochs=total_epochs,
         seconds_per_iteration=(elapsed / done) if done else None,
         cpu_seconds_per_iteration=(cpu / done) if done else None,
         final_losses=losses.final() or {k: float(v) for k, v in last.items()},
-        resumed_from_iteration=start_iter,
+        resumed_from_iteration=start_epoch * iters,
         loss_rows=losses.rows,
     )

@@ -136,7 +136,6 @@ def prepare(model: Translator, accel: Acceleration) -> None:
     fuse_optimizers(model.optimizers().values())
 
 
-
 @dataclass
 class _Run:
     """What every iteration of one `train` call reads."""

@@ -84,6 +84,19 @@ def test_blockwise_distance_equals_whole_sorted_projections(sets):
         assert torch.equal(level, level.sort(dim=-1).values)  # every row sorted
 
 
+def test_one_pair_scored_as_a_stored_reference_would_be(sets):
+    """`swd` makes the real set's sorted projections block by block beside the fake set's
+    (`pair_distance`) instead of holding them whole (`SWDReference`): the same value, bit for bit."""
+    from medtrans.shared.seeding import derive_seed
+
+    real, fake = sets[0][:10], sets[1][:10]
+    d_real = swd.describe(real, P, derive_seed(7, "swd", "real"))
+    d_fake = swd.describe(fake, P, derive_seed(7, "swd", "fake"))
+    dirs = swd.level_directions(d_real.resolutions, P, derive_seed(7, "swd", "directions"), 49, torch.float32)
+    stored = swd.SWDReference(d_real, P, directions=dirs).score(d_fake)
+    assert swd.swd(real, fake, P, seed=7).per_level == stored.per_level
+
+
 def test_same_centres_and_directions_equal_reference(sets):
     real, fake = sets[0][:12], sets[1][:12]
     d_real = swd.describe(real, P, 11, dtype=torch.float64)

@@ -26,6 +26,9 @@ which gives the same numbers as replicating the pixels at a third of the cost.
 One implementation runs on every device: torch for the pyramid, the neighbourhoods and the
 projections; the projections' rows are sorted by torch.sort on CUDA and by NumPy on a CPU, where
 np.sort along rows is several times faster than torch.sort (`make bench` measures the whole).
+A real set scored against many (`SWDReference`: the metrics stage, bootstrap replicates) keeps
+its sorted projections; one pair (`swd`) makes them block by block beside the fake set's, the
+same blocks and so the same value, without a level of projections in fresh memory.
 """
 
 import functools
@@ -392,24 +395,49 @@ def distance_to_sorted(
 ) -> float:
     """SWD x 1e3 of one level where both sets have M projections: the mean absolute difference
     of this set's sorted projections and the real set's (`real`, as from `sorted_projections`),
-    over repeats, directions and projections. Each difference is taken in float64, where the
-    difference of two float32 values is exact, and summed in float64 (millions of terms), block by
-    block in reused buffers, so this set's projections are never all held at once."""
+    over repeats, directions and projections."""
     rows = _direction_rows(directions, desc.shape[1], channels)
     against = real.reshape(rows.shape[0], -1)
+    return _blockwise_distance(desc, rows, lambda start, n: against[start : start + n])
+
+
+def pair_distance(real: torch.Tensor, fake: torch.Tensor, directions: torch.Tensor, channels: int) -> float:
+    """`distance_to_sorted` of one pair of sets, the real set's sorted projections made block by
+    block beside the fake set's instead of held whole: the same blocks, so the same value, without
+    the real set's level of projections in fresh memory (one pair is scored once)."""
+    rows = _direction_rows(directions, real.shape[1], channels)
+    cols = real.T.contiguous()
+    block = torch.empty(min(BLOCK_ROWS, rows.shape[0]), real.shape[0], dtype=real.dtype, device=real.device)
+    return _blockwise_distance(
+        fake, rows, lambda start, n: _project_sorted_(cols, rows[start : start + n], block[:n])
+    )
+
+
+def _blockwise_distance(desc: torch.Tensor, rows: torch.Tensor, real_block: Callable) -> float:
+    """SWD x 1e3 of one level: this set's projections onto `rows`, sorted block by block, against
+    `real_block(start, n)` (the real set's sorted projections onto the same rows). Each difference
+    is taken in float64, where the difference of two float32 values is exact, and summed in
+    float64 (millions of terms), block by block in reused buffers, so neither set's projections
+    are ever all held at once."""
     block = torch.empty(min(BLOCK_ROWS, rows.shape[0]), desc.shape[0], dtype=desc.dtype, device=desc.device)
     diff = torch.empty(block.shape, dtype=torch.float64, device=desc.device)
-    wide = torch.empty_like(diff)  # the real block in float64: a same-dtype subtraction is the fast one
     total = torch.zeros((), dtype=torch.float64, device=desc.device)
     cols = desc.T.contiguous()
     for start in range(0, rows.shape[0], BLOCK_ROWS):
         n = min(BLOCK_ROWS, rows.shape[0] - start)
         part = _project_sorted_(cols, rows[start : start + n], block[:n])
-        d = diff[:n]
-        d.copy_(part)
-        d.sub_(wide[:n].copy_(against[start : start + n]))
-        total += d.abs_().sum()
-    return 1e3 * float(total) / against.numel()
+        total += _difference_(diff[:n], part, real_block(start, n)).abs_().sum()
+    return 1e3 * float(total) / (rows.shape[0] * desc.shape[0])
+
+
+def _difference_(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """`out` (float64) <- a - b, exact for float32 `a` and `b`: on a CPU one NumPy pass that casts
+    as it subtracts, elsewhere the two casts and the subtraction."""
+    if out.device.type == "cpu":
+        np.subtract(a.numpy(), b.numpy(), out=out.numpy(), dtype=np.float64)
+    else:
+        out.copy_(a).sub_(b.to(out.dtype))
+    return out
 
 
 def level_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
@@ -494,4 +522,20 @@ def swd(
     patch_dim = int(np.prod(d_real.levels[0].shape[3:]))
     seed_dirs = derive_seed(seed, "swd", "directions")
     dirs = level_directions(d_real.resolutions, params, seed_dirs, patch_dim, dtype)
-    return SWDReference(d_real, params, directions=dirs, dtype=dtype, device=device).score(d_fake)
+    if (d_real.n_images, d_real.resolutions) != (
+        d_fake.n_images,
+        d_fake.resolutions,
+    ):  # SWDReference refuses or scores these
+        return SWDReference(d_real, params, directions=dirs, dtype=dtype, device=device).score(d_fake)
+    with _one_torch_thread():
+        pairs = zip(d_real.levels, d_fake.levels, dirs, strict=True)
+        values = [
+            pair_distance(
+                normalise(r.to(device, dtype)),
+                normalise(f.to(device, dtype)),
+                d.to(device, dtype),
+                params.channels,
+            )
+            for r, f, d in pairs
+        ]
+    return SWDResult(dict(zip(d_real.resolutions, values, strict=True)))

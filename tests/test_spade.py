@@ -32,7 +32,7 @@ from medtrans.stages.translate.spade_nets import (
     one_hot,
 )
 
-SPADE_ITERS = 120  # learning-test iterations
+SPADE_ITERS = 480  # learning-test iterations: the small core needs them on every CPU kind
 TINY_SPADE = {"ngf": 4, "ndf": 8, "spade_hidden": 16}
 
 
@@ -171,8 +171,9 @@ def test_spade_learns_class_intensities_and_keeps_the_source_anatomy(tmp_path):
     280 - 90 = 190, core 280 - 200 = 80 (up to the texture). The untrained model paints
     everything near mid-gray, so the check can fail."""
     expected = {0: 0.0, 1: 190.0, 2: 80.0}
-    # unaugmented: at 32 px the resize-to-36 random crops leave the small core unlearnt after
-    # 120 iterations (measured: core 125 with crops, 89 with flips only, 91 without)
+    # unaugmented: at 32 px the resize-to-36 random crops leave the small core unlearnt. After
+    # 120 iterations the core's mean depended on the CPU kind (91, 106, 133: float kernels
+    # differ); after 480 it is 82-96 over seeds 1, 2, 5 and 7
     settings = {**TINY_SPADE, "lr": 1e-3, "augment": {"crop": False, "flip": False}}
     untrained = stage_scores("spade", {**settings, "schedule": _schedule(2)}, tmp_path / "untrained")
     trained = stage_scores("spade", {**settings, "schedule": _schedule(SPADE_ITERS)}, tmp_path / "trained")

@@ -7,9 +7,9 @@ host without any network unpacks the archive's sources, runs `make restore` and 
 
 It follows the Docker end-to-end test (tests/test_containers_e2e.py) in `make test`: no medtrans
 image may exist beforehand (the test removes them), but the engine's build cache still holds
-that test's layers, so the images come mostly from it and the whole test takes minutes; from an
-empty cache the first `make all` alone took 31.5 min on the 2-core machine (README: Containers,
-"A fresh host"). With CI=true (or MEDTRANS_REQUIRE_DOCKER=1) a missing engine or debootstrap
+that test's layers; run after it on the 2-core machine the whole test took about 10 min, while
+an earlier run from an empty cache took 31.5 min for the first `make all` alone (README:
+Containers, "A fresh host"). With CI=true (or MEDTRANS_REQUIRE_DOCKER=1) a missing engine or debootstrap
 fails it instead of skipping. Timings go to build/docker/fresh-host-times.json.
 
 The fresh host is a container of the daemon it drives, so every path it hands to Docker (bind

@@ -32,7 +32,7 @@ from medtrans.stages.translate.spade_nets import (
     one_hot,
 )
 
-SPADE_ITERS = 480  # learning-test iterations: the small core needs them on every CPU kind
+SPADE_ITERS = 480  # learning-test iterations: the small core needs them on the CPU kinds tried
 TINY_SPADE = {"ngf": 4, "ndf": 8, "spade_hidden": 16}
 
 
